@@ -1,0 +1,54 @@
+"""Sanitize shop domains to the one canonical form we store: ``{handle}.myshopify.com``."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from referral_plugin.errors import InvalidShopDomain
+
+# The strictest of the official libraries (shopify_python_api ``sanitize_shop_domain``).
+_CANONICAL = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]\.myshopify\.com")
+_ADMIN_STORE = re.compile(r"admin\.shopify\.com/store/([a-z0-9][a-z0-9-]*[a-z0-9])/?")
+
+
+def sanitize_shop_domain(raw: str | None) -> str | None:
+    """Return ``{handle}.myshopify.com`` for a valid shop, or None.
+
+    Accepts a bare handle, the domain with or without ``http(s)://`` and a trailing slash, and
+    ``admin.shopify.com/store/{handle}``; rejects anything with credentials, paths, ports, other
+    hosts or extra labels.
+    """
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if not value or any(ch.isspace() for ch in value) or "%" in value or "\\" in value:
+        return None
+    for scheme in ("https://", "http://"):
+        if value.startswith(scheme):
+            value = value[len(scheme) :]
+            break
+    admin = _ADMIN_STORE.fullmatch(value)
+    if admin:
+        return f"{admin.group(1)}.myshopify.com"
+    value = value.rstrip("/")
+    if "." not in value and re.fullmatch(r"[a-z0-9][a-z0-9-]*[a-z0-9]", value):
+        value += ".myshopify.com"
+    parts = urlsplit("//" + value)
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password or parts.port:
+        return None
+    host = parts.hostname or ""
+    if host != value or not _CANONICAL.fullmatch(host):
+        return None
+    return host
+
+
+def require_shop_domain(raw: str | None) -> str:
+    """Return the sanitized shop domain.
+
+    :raise InvalidShopDomain: when ``raw`` is not a valid shop.
+    """
+    shop = sanitize_shop_domain(raw)
+    if shop is None:
+        raise InvalidShopDomain("shop must be a {handle}.myshopify.com domain")
+    return shop

@@ -1,0 +1,1 @@
+"""Webhook intake: verify, record, dedupe, dispatch to the per-topic handler table."""

@@ -1,0 +1,13 @@
+"""The table of topics this app handles: one line per topic, pointing at the service that does the work."""
+
+from __future__ import annotations
+
+from referral_plugin.webhooks.registry import register
+
+
+def register_topic_handlers() -> None:
+    """Fill the handler table. Imports are local so the table reads top to bottom."""
+    # Each team adds its topics here, e.g.:
+    #   from referral_plugin.referrals import lifecycle
+    #   register("customers/create", lifecycle.handle_customers_create)
+    _ = register
