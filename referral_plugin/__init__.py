@@ -45,8 +45,22 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount one blueprint per surface."""
     from referral_plugin import health
+    from referral_plugin.admin import views as admin
+    from referral_plugin.api import register_api
+    from referral_plugin.auth import views as auth
+    from referral_plugin.demo import views as demo
+    from referral_plugin.storefront import views as storefront
+    from referral_plugin.webhooks import views as webhooks
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(storefront.bp)
+    app.register_blueprint(admin.bp)
+    register_api(app)
+    if app.config["DEMO_MODE"]:
+        # Demo shortcuts exist only without real Shopify credentials.
+        app.register_blueprint(demo.bp)
 
 
 def register_webhook_handlers() -> None:

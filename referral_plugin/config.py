@@ -109,7 +109,7 @@ def build_config(
     for key, parse in _ENV_PARSERS.items():
         raw = environ.get(key)
         if raw not in (None, ""):
-            config[key] = parse(t.cast(str, raw))
+            config[key] = parse(raw)
     if environ.get("DATABASE_URL"):
         config["SQLALCHEMY_DATABASE_URI"] = environ["DATABASE_URL"]
     if test_config:

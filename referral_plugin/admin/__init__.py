@@ -1,0 +1,1 @@
+"""The embedded merchant dashboard and its JSON endpoints."""

@@ -1,0 +1,1 @@
+"""Shopify install (OAuth) and the embedded-admin session-token guard."""

@@ -1,0 +1,1 @@
+"""Demo-mode shortcuts for the demo shop; registered only in demo mode."""

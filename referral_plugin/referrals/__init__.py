@@ -1,0 +1,1 @@
+"""The referral engine: campaigns, customers, codes, invitations, attribution, qualification, ledger."""

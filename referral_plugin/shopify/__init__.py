@@ -1,0 +1,1 @@
+"""Talking to Shopify: OAuth token endpoints and the Admin GraphQL client."""

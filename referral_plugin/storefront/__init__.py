@@ -1,0 +1,1 @@
+"""The storefront through the Shopify app proxy: widget, invitations, invite-link landing."""
