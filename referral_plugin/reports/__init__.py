@@ -1,0 +1,1 @@
+"""Reports over a shop's program: the dashboard summary, the referral log and CSV exports."""

@@ -1,0 +1,422 @@
+"""The program summary for a date range: one function feeds the dashboard, its JSON and the Joy analytics.
+
+Every figure is aggregated in SQL (``GROUP BY`` time bucket over the ``(shop_id, created_at)`` indexes),
+then the buckets are folded into the shop's own days in Python, so a day is the merchant's day whatever
+the database's time zone, daylight-saving changes included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
+
+from sqlalchemy import BigInteger
+from sqlalchemy import ColumnElement
+from sqlalchemy import Integer
+from sqlalchemy import and_
+from sqlalchemy import cast
+from sqlalchemy import distinct
+from sqlalchemy import extract
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from referral_plugin.errors import ValidationError
+from referral_plugin.extensions import db
+from referral_plugin.models import Click
+from referral_plugin.models import Customer
+from referral_plugin.models import EntryType
+from referral_plugin.models import Invitation
+from referral_plugin.models import LedgerEntry
+from referral_plugin.models import OrderAttribution
+from referral_plugin.models import Referral
+from referral_plugin.models import ReferralStatus
+from referral_plugin.models import RewardKind
+from referral_plugin.models import Shop
+
+__all__ = [
+    "DEFAULT_RANGE_DAYS",
+    "MAX_RANGE_DAYS",
+    "parse_range",
+    "shop_summary",
+    "shop_today",
+    "shop_zone",
+    "utc_bounds",
+]
+
+#: The range shown when none is asked for: the last 30 of the shop's days, today included.
+DEFAULT_RANGE_DAYS = 30
+#: The longest range one summary covers (a leap year).
+MAX_RANGE_DAYS = 366
+
+#: Attribution decisions that count as a referred order (rejected ones earn nothing and are not counted).
+COUNTED_DECISIONS = ("qualified", "held")
+#: Ledger rows that move the program's points or discount value: earned, let go from a hold, taken back.
+VALUE_ENTRY_TYPES = (EntryType.GRANT.value, EntryType.RELEASE.value, EntryType.REVERSAL.value)
+#: Ledger rows that mean a reward reached a customer.
+REWARDED_ENTRY_TYPES = (EntryType.GRANT.value, EntryType.RELEASE.value)
+TOP_ADVOCATES = 5
+
+
+def shop_zone(shop: Shop) -> ZoneInfo:
+    """Return the shop's time zone, UTC when the stored name is unknown."""
+    try:
+        return ZoneInfo(shop.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def shop_today(shop: Shop, now: dt.datetime | None = None) -> dt.date:
+    """Return today's date in the shop's time zone."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(shop_zone(shop)).date()
+
+
+def utc_bounds(zone: ZoneInfo, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """Return the UTC instants ``[first moment of start, first moment after end)`` of the shop's days."""
+    low = dt.datetime.combine(start, dt.time.min, tzinfo=zone).astimezone(dt.UTC)
+    high = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=zone).astimezone(dt.UTC)
+    return low, high
+
+
+def _parse_date(raw: str, field: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValidationError(f"{field} must be a date written YYYY-MM-DD.", code="INVALID_DATE",
+                              field=field) from None
+
+
+def parse_range(shop: Shop, start_raw: str | None, end_raw: str | None,
+                now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
+    """Read a ``start``/``end`` pair of ``YYYY-MM-DD`` strings; either missing means the last 30 days.
+
+    :raise ValidationError: ``INVALID_DATE`` for an unreadable date, ``INVALID_RANGE`` when start is
+        after end, ``RANGE_TOO_LONG`` beyond :data:`MAX_RANGE_DAYS`.
+    """
+    end = _parse_date(end_raw, "end") if end_raw else shop_today(shop, now)
+    start = _parse_date(start_raw, "start") if start_raw else end - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    check_range(start, end)
+    return start, end
+
+
+def check_range(start: dt.date, end: dt.date) -> None:
+    """Refuse a reversed or over-long range with a stable code."""
+    if start > end:
+        raise ValidationError("The start date must not be after the end date.", code="INVALID_RANGE",
+                              field="start")
+    if (end - start).days + 1 > MAX_RANGE_DAYS:
+        raise ValidationError(f"A range covers at most {MAX_RANGE_DAYS} days.", code="RANGE_TOO_LONG",
+                              field="end")
+
+
+def _bucket_seconds(zone: ZoneInfo, start: dt.date, end: dt.date) -> int:
+    """Return the coarsest UTC bucket that never straddles a local midnight in the range."""
+    day = start - dt.timedelta(days=1)
+    while day <= end + dt.timedelta(days=1):
+        offset = dt.datetime.combine(day, dt.time(12), tzinfo=zone).utcoffset() or dt.timedelta()
+        if int(offset.total_seconds()) % 3600:
+            return 900  # half- and quarter-hour zones (India, Nepal, Lord Howe)
+        day += dt.timedelta(days=1)
+    return 3600
+
+
+def _bucket(column: InstrumentedAttribute[dt.datetime] | InstrumentedAttribute[dt.datetime | None],
+            seconds: int) -> ColumnElement[int]:
+    """Return ``floor(epoch(column) / seconds)`` in the bound database's dialect."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        epoch: ColumnElement[t.Any] = cast(func.strftime("%s", column), Integer)
+        return (epoch // seconds).label("bucket")
+    return cast(func.floor(extract("epoch", column) / seconds), BigInteger).label("bucket")
+
+
+class _Days:
+    """Fold UTC buckets into the shop's days."""
+
+    def __init__(self, zone: ZoneInfo, seconds: int, start: dt.date, end: dt.date) -> None:
+        self.zone = zone
+        self.seconds = seconds
+        self.days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+        self._cache: dict[int, dt.date] = {}
+
+    def day(self, bucket: int) -> dt.date:
+        """Return the shop day a bucket falls in."""
+        found = self._cache.get(bucket)
+        if found is None:
+            instant = dt.datetime.fromtimestamp(int(bucket) * self.seconds, dt.UTC)
+            found = self._cache[bucket] = instant.astimezone(self.zone).date()
+        return found
+
+
+def _money(value: Decimal | float | int | None) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _number(value: Decimal) -> float:
+    return float(value.quantize(Decimal("0.01")))
+
+
+def shop_summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
+    """Return the program's figures for the shop's days ``start`` to ``end`` (both included).
+
+    Days are the shop's days (``shop.timezone``); each figure counts events whose time falls in
+    ``[start 00:00, end+1 00:00)`` shop time:
+
+    - ``clicks``: invite-link visits (:class:`Click` rows).
+    - ``invites``: invitations sent by advocates (:class:`Invitation` rows, by ``invited_at``).
+    - ``signups``: referrals bound, i.e. friends tied to an advocate (:class:`Referral` rows, by ``created_at``).
+    - ``referredOrders``: paid orders attributed to a referral and accepted (``qualified`` or ``held``
+      :class:`OrderAttribution` rows; rejected ones are not counted); ``referralRevenue`` is their total.
+    - ``pointsAwarded``: net points of the program, granted + released - reversed (manual adjustments and
+      rewards still on hold are not counted).
+    - ``couponsIssued``: discount codes created in Shopify (``issue`` ledger rows).
+    - ``conversionRate``: ``referredOrders / clicks`` (0 without clicks); ``signupRate``: ``signups / clicks``.
+    - ``rewardsCost``: ``pointsAwarded x shop.point_value`` plus the value of fixed-amount discounts given
+      (net of reversals) plus percentage discounts valued at their rate of the referred order's subtotal.
+    - ``roi``: ``(referralRevenue - rewardsCost) / rewardsCost``; None when nothing was spent.
+    - ``funnel``: clicks, signups, first orders (= referredOrders), referrals rewarded (distinct referrals
+      with a grant or release in range), referrals reversed (distinct referrals with a reversal in range).
+    - ``topAdvocates``: the advocates with the most referred orders in range, with revenue and net points.
+    - ``pending``: the state now, not in range: referrals held, friends without a first order yet, points
+      on hold and the next release.
+    - ``series``: one entry per day with the counts above.
+
+    :raise ValidationError: ``INVALID_RANGE`` or ``RANGE_TOO_LONG``.
+    """
+    check_range(start, end)
+    zone = shop_zone(shop)
+    low, high = utc_bounds(zone, start, end)
+    seconds = _bucket_seconds(zone, start, end)
+    days = _Days(zone, seconds, start, end)
+    series: dict[dt.date, dict[str, t.Any]] = {
+        day: {
+            "clicks": 0,
+            "invites": 0,
+            "signups": 0,
+            "referredOrders": 0,
+            "referralRevenue": Decimal(0),
+            "pointsAwarded": 0,
+            "couponsIssued": 0,
+        }
+        for day in days.days
+    }
+
+    def count_by_day(model: t.Any, column: t.Any, key: str, *where: ColumnElement[bool]) -> None:
+        bucket = _bucket(column, seconds)
+        rows = db.session.execute(
+            select(bucket, func.count())
+            .where(model.shop_id == shop.id, column >= low, column < high, *where)
+            .group_by(bucket)
+        )
+        for value, count in rows:
+            series[days.day(value)][key] += int(count)
+
+    count_by_day(Click, Click.created_at, "clicks")
+    count_by_day(Invitation, Invitation.invited_at, "invites")
+    count_by_day(Referral, Referral.created_at, "signups")
+
+    order_bucket = _bucket(OrderAttribution.created_at, seconds)
+    for value, count, revenue in db.session.execute(
+        select(order_bucket, func.count(), func.sum(OrderAttribution.total))
+        .where(
+            OrderAttribution.shop_id == shop.id,
+            OrderAttribution.created_at >= low,
+            OrderAttribution.created_at < high,
+            OrderAttribution.decision.in_(COUNTED_DECISIONS),
+        )
+        .group_by(order_bucket)
+    ):
+        day = series[days.day(value)]
+        day["referredOrders"] += int(count)
+        day["referralRevenue"] += _money(revenue)
+
+    fixed_discounts = Decimal(0)
+    ledger_bucket = _bucket(LedgerEntry.created_at, seconds)
+    for value, entry_type, kind, points, amount, count in db.session.execute(
+        select(ledger_bucket, LedgerEntry.entry_type, LedgerEntry.reward_kind, func.sum(LedgerEntry.points),
+               func.sum(LedgerEntry.amount), func.count())
+        .where(
+            LedgerEntry.shop_id == shop.id,
+            LedgerEntry.created_at >= low,
+            LedgerEntry.created_at < high,
+            LedgerEntry.entry_type.in_((*VALUE_ENTRY_TYPES, EntryType.ISSUE.value)),
+        )
+        .group_by(ledger_bucket, LedgerEntry.entry_type, LedgerEntry.reward_kind)
+    ):
+        day = series[days.day(value)]
+        if entry_type == EntryType.ISSUE:
+            day["couponsIssued"] += int(count)
+        elif kind == RewardKind.POINTS:
+            day["pointsAwarded"] += int(points or 0)
+        elif kind == RewardKind.FIXED_AMOUNT:
+            fixed_discounts += _money(amount)
+
+    percent_discounts = _money(db.session.execute(
+        select(func.sum(LedgerEntry.amount * Referral.order_subtotal / 100))
+        .join(Referral, Referral.id == LedgerEntry.referral_id)
+        .where(
+            LedgerEntry.shop_id == shop.id,
+            LedgerEntry.created_at >= low,
+            LedgerEntry.created_at < high,
+            LedgerEntry.entry_type.in_(VALUE_ENTRY_TYPES),
+            LedgerEntry.reward_kind == RewardKind.PERCENTAGE.value,
+        )
+    ).scalar())
+
+    rewarded, reversed_ = _funnel_tail(shop, low, high)
+
+    totals: dict[str, t.Any] = {
+        key: sum((day[key] for day in series.values()), Decimal(0) if key == "referralRevenue" else 0)
+        for key in ("clicks", "invites", "signups", "referredOrders", "referralRevenue", "pointsAwarded",
+                    "couponsIssued")
+    }
+    revenue_total: Decimal = totals["referralRevenue"]
+    points_cost = Decimal(totals["pointsAwarded"]) * _money(shop.point_value)
+    rewards_cost = points_cost + fixed_discounts + percent_discounts
+    clicks = totals["clicks"]
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "timezone": zone.key,
+        "currency": shop.currency,
+        "clicks": clicks,
+        "invites": totals["invites"],
+        "signups": totals["signups"],
+        "referredOrders": totals["referredOrders"],
+        "referralRevenue": _number(revenue_total),
+        "pointsAwarded": totals["pointsAwarded"],
+        "couponsIssued": totals["couponsIssued"],
+        "conversionRate": round(totals["referredOrders"] / clicks, 4) if clicks else 0.0,
+        "signupRate": round(totals["signups"] / clicks, 4) if clicks else 0.0,
+        "pointValue": float(_money(shop.point_value)),
+        "rewardsCost": _number(rewards_cost),
+        "rewardsCostBreakdown": {
+            "points": _number(points_cost),
+            "fixedDiscounts": _number(fixed_discounts),
+            "percentageDiscounts": _number(percent_discounts),
+        },
+        "roi": round(float((revenue_total - rewards_cost) / rewards_cost), 4) if rewards_cost > 0 else None,
+        "funnel": [
+            {"step": "clicks", "label": "Link clicks", "count": clicks},
+            {"step": "signups", "label": "Friends signed up", "count": totals["signups"]},
+            {"step": "firstOrders", "label": "First orders", "count": totals["referredOrders"]},
+            {"step": "rewarded", "label": "Rewarded", "count": rewarded},
+            {"step": "reversed", "label": "Reversed", "count": reversed_},
+        ],
+        "topAdvocates": _top_advocates(shop, low, high),
+        "pending": _pending(shop),
+        "series": [
+            {"date": day.isoformat(), **{k: (_number(v) if isinstance(v, Decimal) else v) for k, v in row.items()}}
+            for day, row in sorted(series.items())
+        ],
+    }
+
+
+def _funnel_tail(shop: Shop, low: dt.datetime, high: dt.datetime) -> tuple[int, int]:
+    """Count distinct referrals rewarded and reversed in range."""
+    in_range = and_(
+        LedgerEntry.shop_id == shop.id,
+        LedgerEntry.created_at >= low,
+        LedgerEntry.created_at < high,
+        LedgerEntry.referral_id.is_not(None),
+    )
+    rewarded = db.session.execute(
+        select(func.count(distinct(LedgerEntry.referral_id)))
+        .where(in_range, LedgerEntry.entry_type.in_(REWARDED_ENTRY_TYPES))
+    ).scalar_one()
+    reversed_ = db.session.execute(
+        select(func.count(distinct(LedgerEntry.referral_id)))
+        .where(in_range, LedgerEntry.entry_type == EntryType.REVERSAL.value)
+    ).scalar_one()
+    return int(rewarded), int(reversed_)
+
+
+def mask_email(email: str | None) -> str | None:
+    """Return ``j***@example.com`` for ``jane@example.com``: enough to recognise, not to harvest."""
+    if not email or "@" not in email:
+        return None
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _top_advocates(shop: Shop, low: dt.datetime, high: dt.datetime) -> list[dict[str, t.Any]]:
+    """Return the advocates with the most referred orders in range."""
+    orders = func.count().label("orders")
+    revenue = func.sum(OrderAttribution.total).label("revenue")
+    rows = db.session.execute(
+        select(OrderAttribution.advocate_id, orders, revenue)
+        .where(
+            OrderAttribution.shop_id == shop.id,
+            OrderAttribution.created_at >= low,
+            OrderAttribution.created_at < high,
+            OrderAttribution.decision.in_(COUNTED_DECISIONS),
+            OrderAttribution.advocate_id.is_not(None),
+        )
+        .group_by(OrderAttribution.advocate_id)
+        .order_by(orders.desc(), revenue.desc(), OrderAttribution.advocate_id)
+        .limit(TOP_ADVOCATES)
+    ).all()
+    ids = [row[0] for row in rows]
+    if not ids:
+        return []
+    customers = {
+        c.id: c for c in db.session.scalars(select(Customer).where(Customer.shop_id == shop.id, Customer.id.in_(ids)))
+    }
+    points = dict(db.session.execute(
+        select(LedgerEntry.customer_id, func.sum(LedgerEntry.points))
+        .where(
+            LedgerEntry.shop_id == shop.id,
+            LedgerEntry.created_at >= low,
+            LedgerEntry.created_at < high,
+            LedgerEntry.customer_id.in_(ids),
+            LedgerEntry.entry_type.in_(VALUE_ENTRY_TYPES),
+        )
+        .group_by(LedgerEntry.customer_id)
+    ).all())
+    result = []
+    for advocate_id, count, total in rows:
+        customer = customers.get(t.cast(int, advocate_id))
+        result.append({
+            "customerId": customer.shopify_customer_id if customer else None,
+            "name": customer.display_name if customer and not customer.redacted_at else "Redacted customer",
+            "email": mask_email(customer.email) if customer else None,
+            "referredOrders": int(count),
+            "referralRevenue": _number(_money(total)),
+            "pointsEarned": int(points.get(advocate_id) or 0),
+        })
+    return result
+
+
+def _pending(shop: Shop) -> dict[str, t.Any]:
+    """Return what is waiting now: held referrals and their rewards, friends yet to order."""
+    by_status = dict(db.session.execute(
+        select(Referral.status, func.count())
+        .where(Referral.shop_id == shop.id,
+               Referral.status.in_((ReferralStatus.HELD.value, ReferralStatus.PENDING.value)))
+        .group_by(Referral.status)
+    ).all())
+    held_points, next_release = db.session.execute(
+        select(func.sum(LedgerEntry.points), func.min(LedgerEntry.available_at))
+        .join(Referral, Referral.id == LedgerEntry.referral_id)
+        .where(
+            Referral.shop_id == shop.id,
+            Referral.status == ReferralStatus.HELD.value,
+            LedgerEntry.shop_id == shop.id,
+            LedgerEntry.entry_type == EntryType.HOLD.value,
+        )
+    ).one()
+    next_hold = db.session.execute(
+        select(func.min(Referral.hold_until))
+        .where(Referral.shop_id == shop.id, Referral.status == ReferralStatus.HELD.value)
+    ).scalar()
+    release = next_release or next_hold
+    return {
+        "heldReferrals": int(by_status.get(ReferralStatus.HELD.value, 0)),
+        "awaitingFirstOrder": int(by_status.get(ReferralStatus.PENDING.value, 0)),
+        "pointsOnHold": int(held_points or 0),
+        "nextReleaseAt": release.isoformat() if release else None,
+    }
