@@ -11,3 +11,6 @@ def register_topic_handlers() -> None:
     #   from referral_plugin.referrals import lifecycle
     #   register("customers/create", lifecycle.handle_customers_create)
     _ = register
+    from referral_plugin.webhooks import lifecycle as app_lifecycle
+
+    register("app/uninstalled", app_lifecycle.handle_app_uninstalled)

@@ -3,5 +3,30 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import request
+
+from referral_plugin.webhooks import intake
 
 bp = Blueprint("webhooks", __name__)
+
+
+@bp.post("/webhooks")
+@bp.post("/webhooks/<path:topic_path>")
+def receive(topic_path: str | None = None) -> tuple[Response, int]:
+    """Verify, record and dispatch one delivery; the topic comes from the header, never the path.
+
+    The sub-paths (e.g. ``/webhooks/compliance``, ``/webhooks/app/uninstalled``) let ``shopify.app.toml``
+    point subscriptions at separate URIs without a second intake.
+    """
+    # The HMAC covers the exact bytes Shopify sent: read them before anything parses the body.
+    body = request.get_data(cache=True)
+    result = intake.receive_webhook(
+        body,
+        request.headers,
+        secret=current_app.config["SHOPIFY_API_SECRET"],
+        old_secret=current_app.config.get("SHOPIFY_API_SECRET_OLD"),
+    )
+    return jsonify({"status": result.status}), result.http_status

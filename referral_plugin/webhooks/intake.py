@@ -1,0 +1,264 @@
+"""Webhook intake: verify the HMAC on the raw body, record the delivery once, run the topic's handler.
+
+Exactly-once rests on :class:`~referral_plugin.models.WebhookDelivery`'s unique constraints: the
+delivery row is the first write of the transaction that also holds the handler's work, so a repeat
+(same webhook id, or same event id for the topic) cannot insert a second row and changes nothing,
+and a handler that raises takes its partial writes down with it. The failure is then recorded in a
+short transaction of its own and answered with a 5xx so Shopify redelivers; a redelivery of a
+``failed`` delivery claims the row with a conditional update and runs the handler again.
+
+Nothing here touches ``flask.request``: the view hands over the raw bytes and the headers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import typing as t
+from dataclasses import dataclass
+
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from referral_plugin.errors import BadRequest
+from referral_plugin.errors import InvalidSignature
+from referral_plugin.errors import MissingHeaders
+from referral_plugin.extensions import db
+from referral_plugin.models import Shop
+from referral_plugin.models import WebhookDelivery
+from referral_plugin.models import utcnow
+from referral_plugin.security.shop_domain import require_shop_domain
+from referral_plugin.security.signatures import verify_webhook
+from referral_plugin.webhooks.registry import Delivery
+from referral_plugin.webhooks.registry import Payload
+from referral_plugin.webhooks.registry import handler_for
+
+logger = logging.getLogger(__name__)
+
+PROCESSED = "processed"
+DUPLICATE = "duplicate"
+IGNORED = "ignored"
+FAILED = "failed"
+
+#: Header names without their ``X-Shopify-`` / ``Shopify-`` prefix, with the column width each fills.
+_REQUIRED = {"topic": 128, "shop-domain": 255, "webhook-id": 128}
+_OPTIONAL = {"event-id": 128, "api-version": 16, "triggered-at": 64}
+_ERROR_LIMIT = 2000
+
+
+class HeaderSource(t.Protocol):
+    """Anything with ``items()`` of header name and value: a dict, or werkzeug's ``Headers``."""
+
+    def items(self) -> t.Iterable[tuple[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """The outcome of one delivery: what to answer Shopify."""
+
+    status: str
+    delivery: Delivery
+
+    @property
+    def http_status(self) -> int:
+        """Return 500 for a failed handler (so Shopify retries), 200 for everything else."""
+        return 500 if self.status == FAILED else 200
+
+
+def shopify_header(headers: HeaderSource, name: str) -> str | None:
+    """Return the Shopify header ``name`` (e.g. ``topic``), prefixed ``X-Shopify-`` or ``Shopify-``, any case."""
+    wanted = {f"x-shopify-{name}", f"shopify-{name}"}
+    for key, value in headers.items():
+        if key.lower() in wanted and value.strip():
+            return value.strip()
+    return None
+
+
+def parse_triggered_at(raw: str | None) -> dt.datetime | None:
+    """Parse ``X-Shopify-Triggered-At`` (ISO 8601, usually with ``Z``) to aware UTC; None when unreadable."""
+    if not raw:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def read_delivery(headers: HeaderSource) -> Delivery:
+    """Read the delivery's metadata from its headers.
+
+    :raise MissingHeaders: when the topic, shop domain or webhook id is missing.
+    :raise InvalidShopDomain: when the shop domain is not ``{handle}.myshopify.com``.
+    :raise BadRequest: when a header is longer than any real Shopify value.
+    """
+    values = {name: shopify_header(headers, name) for name in (*_REQUIRED, *_OPTIONAL)}
+    missing = [f"X-Shopify-{name.title()}" for name in _REQUIRED if not values[name]]
+    if missing:
+        raise MissingHeaders("missing webhook headers: " + ", ".join(missing), details={"missing": missing})
+    for name, limit in {**_REQUIRED, **_OPTIONAL}.items():
+        value = values[name]
+        if value is not None and len(value) > limit:
+            raise BadRequest(f"X-Shopify-{name.title()} is too long", code="INVALID_HEADER")
+    return Delivery(
+        shop_domain=require_shop_domain(values["shop-domain"]),
+        topic=t.cast(str, values["topic"]).lower(),
+        webhook_id=t.cast(str, values["webhook-id"]),
+        event_id=values["event-id"],
+        triggered_at=parse_triggered_at(values["triggered-at"]),
+        api_version=values["api-version"],
+    )
+
+
+def parse_payload(body: bytes) -> Payload:
+    """Parse the body as a JSON object.
+
+    :raise BadRequest: when it is not UTF-8 JSON or not an object.
+    """
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("webhook body is not valid JSON", code="MALFORMED_JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("webhook body must be a JSON object", code="MALFORMED_JSON")
+    return payload
+
+
+def verify_request(body: bytes, headers: HeaderSource, secret: str,
+                   old_secret: str | None = None) -> tuple[Delivery, Payload]:
+    """Check signature, headers and body, in that order, before anything is stored.
+
+    :raise InvalidSignature: (401) when the HMAC header is missing or wrong.
+    :raise BadRequest: (400) when the body is empty or not a JSON object, or headers are missing or bad.
+    """
+    signature = shopify_header(headers, "hmac-sha256")
+    if not signature:
+        raise InvalidSignature("X-Shopify-Hmac-Sha256 is missing")
+    if not body:
+        raise BadRequest("webhook body is empty", code="MISSING_BODY")
+    verify_webhook(body, signature, secret, old_secret)
+    delivery = read_delivery(headers)
+    return delivery, parse_payload(body)
+
+
+def receive_webhook(body: bytes, headers: HeaderSource, *, secret: str,
+                    old_secret: str | None = None) -> IntakeResult:
+    """Verify, record and dispatch one webhook delivery; see the module docstring for the guarantees."""
+    delivery, payload = verify_request(body, headers, secret, old_secret)
+    return process_delivery(delivery, payload)
+
+
+def process_delivery(delivery: Delivery, payload: Payload) -> IntakeResult:
+    """Record ``delivery`` once and run its topic's handler in the same transaction."""
+    handler = handler_for(delivery.topic)
+    status = PROCESSED if handler is not None else IGNORED
+    # Start from a clean transaction: the delivery insert must be its first write, so rolling
+    # back a duplicate (or a failed handler) cannot discard anything else.
+    db.session.rollback()
+    record = WebhookDelivery(
+        shop_domain=delivery.shop_domain,
+        topic=delivery.topic,
+        webhook_id=delivery.webhook_id,
+        event_id=delivery.event_id,
+        triggered_at=delivery.triggered_at,
+        api_version=delivery.api_version,
+        status=status,
+        attempts=1,
+        processed_at=utcnow(),
+    )
+    db.session.add(record)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        if not _claim_failed_delivery(delivery, status):
+            logger.info("duplicate webhook %s %s for %s", delivery.topic, delivery.webhook_id,
+                        delivery.shop_domain)
+            return IntakeResult(DUPLICATE, delivery)
+    if handler is None:
+        db.session.commit()
+        return IntakeResult(IGNORED, delivery)
+    try:
+        handler(_find_shop(delivery.shop_domain), payload, delivery)
+        db.session.flush()
+    except Exception as exc:  # noqa: BLE001 - any handler error must become a recorded, retryable failure
+        db.session.rollback()
+        logger.exception("webhook handler failed: %s %s for %s", delivery.topic, delivery.webhook_id,
+                         delivery.shop_domain)
+        _record_failure(delivery, exc)
+        return IntakeResult(FAILED, delivery)
+    db.session.commit()
+    return IntakeResult(PROCESSED, delivery)
+
+
+def _matching_delivery_filter(delivery: Delivery) -> t.Any:
+    """Match the row a repeat of ``delivery`` collides with: same webhook id, or same topic event."""
+    same_webhook = WebhookDelivery.webhook_id == delivery.webhook_id
+    if delivery.event_id is None:
+        return same_webhook
+    return or_(same_webhook, (WebhookDelivery.topic == delivery.topic)
+               & (WebhookDelivery.event_id == delivery.event_id))
+
+
+def _claim_failed_delivery(delivery: Delivery, status: str) -> bool:
+    """Take over an earlier ``failed`` row for this delivery; False when it was processed or ignored.
+
+    The conditional update is the lock: of two concurrent redeliveries only one sees ``failed``.
+    """
+    claimed = db.session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.shop_domain == delivery.shop_domain,
+            _matching_delivery_filter(delivery),
+            WebhookDelivery.status == FAILED,
+        )
+        .values(status=status, error=None, attempts=WebhookDelivery.attempts + 1, processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if t.cast(t.Any, claimed).rowcount:
+        return True
+    db.session.rollback()
+    return False
+
+
+def _record_failure(delivery: Delivery, exc: Exception) -> None:
+    """Record a handler failure in its own short transaction (the handler's work is already rolled back)."""
+    error = f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
+    try:
+        bumped = db.session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.shop_domain == delivery.shop_domain,
+                _matching_delivery_filter(delivery),
+                WebhookDelivery.status == FAILED,
+            )
+            .values(error=error, attempts=WebhookDelivery.attempts + 1, processed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if not t.cast(t.Any, bumped).rowcount:
+            db.session.add(WebhookDelivery(
+                shop_domain=delivery.shop_domain,
+                topic=delivery.topic,
+                webhook_id=delivery.webhook_id,
+                event_id=delivery.event_id,
+                triggered_at=delivery.triggered_at,
+                api_version=delivery.api_version,
+                status=FAILED,
+                error=error,
+                attempts=1,
+                processed_at=utcnow(),
+            ))
+        db.session.commit()
+    except IntegrityError:
+        # A concurrent repeat of this delivery succeeded meanwhile; its row stands.
+        db.session.rollback()
+
+
+def _find_shop(domain: str) -> Shop | None:
+    """Return the shop with this domain, or None before install or after redaction."""
+    return db.session.execute(select(Shop).where(Shop.shopify_domain == domain)).scalar_one_or_none()

@@ -1,0 +1,48 @@
+"""The app's own life cycle in a shop: ``app/uninstalled``.
+
+On uninstall the shop's tokens go at once (they are dead anyway) and its API keys stop working;
+the program's data stays until ``shop/redact`` (48 hours later), so a merchant who reinstalls finds
+everything as they left it. ``installs.install_shop`` clears the flags on reinstall.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from referral_plugin.extensions import db
+from referral_plugin.models import ApiKey
+from referral_plugin.models import AuditEvent
+from referral_plugin.models import Shop
+from referral_plugin.models import utcnow
+from referral_plugin.webhooks.registry import Delivery
+from referral_plugin.webhooks.registry import Payload
+
+
+def handle_app_uninstalled(shop: Shop | None, payload: Payload, delivery: Delivery) -> None:
+    """Forget the shop's tokens, mark it uninstalled and revoke its API keys; keep its data."""
+    if shop is None:
+        return
+    now = utcnow()
+    shop.access_token_ciphertext = None
+    shop.access_token_expires_at = None
+    shop.refresh_token_ciphertext = None
+    shop.refresh_token_expires_at = None
+    first_time = shop.uninstalled_at is None
+    if first_time:
+        shop.uninstalled_at = now
+    db.session.execute(
+        update(ApiKey)
+        .where(ApiKey.shop_id == shop.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    if first_time:
+        db.session.add(AuditEvent(
+            shop_id=shop.id,
+            actor="shopify",
+            action="app_uninstalled",
+            subject_type="shop",
+            subject_id=shop.id,
+            details={"webhook_id": delivery.webhook_id},
+        ))
+    db.session.flush()
