@@ -26,6 +26,7 @@ def create_app(test_config: Mapping[str, t.Any] | None = None) -> Flask:
     app.config.from_mapping(build_config(app.instance_path, test_config))
     os.makedirs(app.instance_path, exist_ok=True)
     register_extensions(app)
+    register_observability(app)
     register_blueprints(app)
     register_webhook_handlers()
     register_error_handlers(app)
@@ -40,6 +41,13 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(_ROOT, "migrations"))
+
+
+def register_observability(app: Flask) -> None:
+    """Add request ids, structured logs, ``/metrics`` and ``/readyz``."""
+    from referral_plugin.observability import register_observability as register
+
+    register(app)
 
 
 def register_blueprints(app: Flask) -> None:

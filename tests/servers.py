@@ -62,9 +62,7 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 
 def postgres_bin_dir() -> Path | None:
     """Return the newest Debian PostgreSQL ``bin`` directory, or the one holding ``pg_ctl`` on PATH."""
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name.split(".")[0])
-    )
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name.split(".")[0]))
     for directory in reversed(candidates):
         if (Path(directory) / "pg_ctl").exists():
             return Path(directory)
@@ -155,8 +153,9 @@ class PostgresServer:
                     "-c shared_buffers=256MB",
                 ]
             )
-            self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60", "-o", options,
-                      "start")
+            self._run(
+                "pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60", "-o", options, "start"
+            )
         except subprocess.CalledProcessError as error:
             log = (self.root / "log").read_text() if (self.root / "log").exists() else ""
             self.stop()
@@ -178,8 +177,9 @@ class RedisServer:
     """A throwaway Redis with no persistence; ``url`` points at database 0."""
 
     def __init__(self) -> None:
-        binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server")
-                                                  else None)
+        binary = shutil.which("redis-server") or (
+            "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+        )
         if binary is None:
             raise ServerUnavailable("Redis is not installed (apt-get install redis-server)")
         self.binary = binary
@@ -197,13 +197,20 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.root),
-                "--daemonize", "no",
-                "--loglevel", "warning",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -1,0 +1,178 @@
+"""Request ids, structured logs, /metrics and /readyz."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import typing as t
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
+
+from referral_plugin import create_app
+from referral_plugin import observability
+from referral_plugin.cli import init_db
+from referral_plugin.extensions import db
+from referral_plugin.models import EntryType
+from referral_plugin.models import LedgerEntry
+from referral_plugin.models import RewardKind
+from referral_plugin.models import Shop
+from referral_plugin.models import Side
+from tests.shopify_actions import ShopifyActions
+from tests.shopify_actions import load_payload
+
+METRICS_TOKEN = "metrics-test-token"
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Turn /metrics on with a token."""
+    return {**app_config, "METRICS_TOKEN": METRICS_TOKEN}
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _metrics(client: FlaskClient) -> str:
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_request_id_is_generated_and_echoed(client: FlaskClient) -> None:
+    """A request without an id gets a fresh one in the response; two requests get two ids."""
+    first = client.get("/healthz").headers["X-Request-Id"]
+    second = client.get("/healthz").headers["X-Request-Id"]
+    assert first and second and first != second
+
+
+def test_incoming_request_id_is_kept_when_well_formed(client: FlaskClient) -> None:
+    """The load balancer's id is echoed back, so one id follows the request through every hop."""
+    assert client.get("/healthz", headers={"X-Request-Id": "lb-4f2a:9"}).headers["X-Request-Id"] == "lb-4f2a:9"
+
+
+def test_malformed_request_id_is_replaced(client: FlaskClient) -> None:
+    """An id carrying characters that could forge log lines or headers is not trusted."""
+    rid = client.get("/healthz", headers={"X-Request-Id": "bad id\tinjected"}).headers["X-Request-Id"]
+    assert rid != "bad id\tinjected"
+    assert rid.isalnum()
+
+
+def test_metrics_require_the_bearer_token(client: FlaskClient) -> None:
+    """Without the token /metrics is 401; with it, Prometheus text with the app's metric families."""
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    body = _metrics(client)
+    for family in (
+        "referral_http_request_duration_seconds",
+        "referral_webhooks_total",
+        "referral_webhook_duration_seconds",
+        "referral_ledger_entries_total",
+        "referral_job_queue_depth",
+    ):
+        assert f"# TYPE {family.removesuffix('_total')}" in body
+
+
+def test_metrics_are_hidden_without_a_token_outside_demo_mode(app_config: dict[str, t.Any]) -> None:
+    """An operator who set no METRICS_TOKEN does not publish metrics by accident."""
+    app = create_app({**app_config, "METRICS_TOKEN": None})
+    assert app.test_client().get("/metrics").status_code == 404
+
+
+def test_rejected_webhook_is_counted_without_trusting_its_topic(shopify: ShopifyActions) -> None:
+    """A webhook with a bad signature counts as invalid_signature under topic ``unverified``."""
+    before = _sample("referral_webhooks_total", topic="unverified", outcome="invalid_signature")
+    response = shopify.post_webhook("orders/paid", load_payload("orders_paid"), valid=False)
+    assert response.status_code == 401
+    assert _sample("referral_webhooks_total", topic="unverified", outcome="invalid_signature") == before + 1
+
+
+def test_http_latency_is_observed_per_route(client: FlaskClient) -> None:
+    """Every request lands in the latency histogram under its route pattern, not its raw path."""
+    before = _sample("referral_http_request_duration_seconds_count", method="GET", route="/healthz", status="2xx")
+    client.get("/healthz")
+    after = _sample("referral_http_request_duration_seconds_count", method="GET", route="/healthz", status="2xx")
+    assert after == before + 1
+
+
+def _ledger_row(shop: Shop, key: str) -> LedgerEntry:
+    return LedgerEntry(
+        shop_id=shop.id,
+        entry_type=EntryType.GRANT,
+        side=Side.ADVOCATE,
+        reward_kind=RewardKind.POINTS,
+        points=100,
+        idempotency_key=key,
+    )
+
+
+def test_committed_ledger_rows_are_counted_and_rolled_back_ones_are_not(app: Flask, shop: Shop) -> None:
+    """Reward outcomes count what was committed: a grant that rolled back never happened."""
+    labels = {"entry_type": "grant", "reward_kind": "points", "side": "advocate"}
+    before = _sample("referral_ledger_entries_total", **labels)
+    db.session.add(_ledger_row(shop, "grant:metrics-rollback"))
+    db.session.flush()
+    db.session.rollback()
+    assert _sample("referral_ledger_entries_total", **labels) == before
+    db.session.add(_ledger_row(shop, "grant:metrics-commit"))
+    db.session.commit()
+    assert _sample("referral_ledger_entries_total", **labels) == before + 1
+
+
+def test_json_logs_carry_request_and_webhook_fields(app_config: dict[str, t.Any]) -> None:
+    """With LOG_FORMAT=json each line is a JSON object with the request id, shop, topic and webhook id."""
+    app = create_app({**app_config, "LOG_FORMAT": "json"})
+    handler = next(h for h in logging.getLogger("referral_plugin").handlers if hasattr(h, "setStream"))
+    stream = io.StringIO()
+    t.cast(logging.StreamHandler[t.Any], handler).setStream(stream)
+    headers = {
+        "X-Request-Id": "req-77",
+        "X-Shopify-Topic": "orders/paid",
+        "X-Shopify-Shop-Domain": "test-shop.myshopify.com",
+        "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+    }
+    with app.test_request_context("/webhooks", method="POST", headers=headers):
+        app.preprocess_request()
+        logging.getLogger("referral_plugin.webhooks.intake").warning("handler failed", extra={"attempt": 2})
+    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert line["message"] == "handler failed"
+    assert line["level"] == "warning"
+    assert line["request_id"] == "req-77"
+    assert line["shop"] == "test-shop.myshopify.com"
+    assert line["topic"] == "orders/paid"
+    assert line["webhook_id"] == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+    assert line["attempt"] == 2
+
+
+def test_readyz_is_unavailable_until_migrations_ran(client: FlaskClient) -> None:
+    """A schema made without the migrations (no alembic revision) is not ready for traffic."""
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"] == "ok"
+    assert response.get_json()["checks"]["migrations"] == "behind"
+
+
+# migrations/env.py (the lead's) still calls Flask-SQLAlchemy's deprecated get_engine.
+@pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
+def test_readyz_reports_migrations_at_head_after_init_db(app_config: dict[str, t.Any], tmp_path: t.Any) -> None:
+    """After ``init-db`` on an empty database the migrations check passes."""
+    app = create_app({**app_config, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'migrated.sqlite'}"})
+    with app.app_context():
+        init_db()
+        checks = observability.check_readiness()
+        db.engine.dispose()
+    assert checks["database"] == "ok"
+    assert checks["migrations"] == "ok"
+
+
+def test_readyz_reports_an_unreachable_database(app_config: dict[str, t.Any], tmp_path: t.Any) -> None:
+    """A database that cannot be opened makes /readyz answer 503, not raise."""
+    missing = tmp_path / "no" / "such" / "dir" / "db.sqlite"
+    app = create_app({**app_config, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{missing}"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"] == "unreachable"
