@@ -8,6 +8,7 @@ from flask import current_app
 from flask import jsonify
 from flask import request
 
+from referral_plugin.observability import set_webhook_outcome
 from referral_plugin.webhooks import intake
 
 bp = Blueprint("webhooks", __name__)
@@ -29,4 +30,5 @@ def receive(topic_path: str | None = None) -> tuple[Response, int]:
         secret=current_app.config["SHOPIFY_API_SECRET"],
         old_secret=current_app.config.get("SHOPIFY_API_SECRET_OLD"),
     )
+    set_webhook_outcome(result.status)  # for /metrics: processed, duplicate, ignored or failed
     return jsonify({"status": result.status}), result.http_status
