@@ -32,6 +32,8 @@ DEFAULTS: dict[str, t.Any] = {
     "TOKEN_ENCRYPTION_KEY": None,
     "HMAC_TIMESTAMP_TOLERANCE": 90,
     "SESSION_TOKEN_LEEWAY": 10,
+    #: Where outbound Shopify calls go; a fake Shopify on loopback can stand in (benchmarks, e2e).
+    "SHOPIFY_BASE_URL_TEMPLATE": "https://{shop}",
     "POINT_VALUE": "0.01",
     "REDIS_URL": None,
     "HUEY_IMMEDIATE": False,
@@ -63,6 +65,7 @@ _ENV_PARSERS: dict[str, t.Callable[[str], t.Any]] = {
     "REWARD_TEST_ORDERS": lambda v: parse_bool(v),
     "TOKEN_ENCRYPTION_KEY": str,
     "HMAC_TIMESTAMP_TOLERANCE": int,
+    "SHOPIFY_BASE_URL_TEMPLATE": str,
     "POINT_VALUE": str,
     "REDIS_URL": str,
     "HUEY_IMMEDIATE": lambda v: parse_bool(v),
