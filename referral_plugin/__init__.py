@@ -29,6 +29,7 @@ def create_app(test_config: Mapping[str, t.Any] | None = None) -> Flask:
     register_observability(app)
     register_blueprints(app)
     register_webhook_handlers()
+    register_jobs(app)
     register_error_handlers(app)
     register_commands(app)
     return app
@@ -76,6 +77,15 @@ def register_webhook_handlers() -> None:
     from referral_plugin.webhooks.topics import register_topic_handlers
 
     register_topic_handlers()
+
+
+def register_jobs(app: Flask) -> None:
+    """Bind the background job queue (Huey) and the privacy commands to this app."""
+    from referral_plugin import jobs
+    from referral_plugin import privacy
+
+    jobs.init_app(app)
+    privacy.init_app(app)
 
 
 def register_error_handlers(app: Flask) -> None:

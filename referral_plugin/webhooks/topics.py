@@ -14,3 +14,9 @@ def register_topic_handlers() -> None:
     from referral_plugin.webhooks import lifecycle as app_lifecycle
 
     register("app/uninstalled", app_lifecycle.handle_app_uninstalled)
+
+    from referral_plugin import privacy
+
+    register("customers/redact", privacy.handle_customers_redact)
+    register("customers/data_request", privacy.handle_customers_data_request)
+    register("shop/redact", privacy.handle_shop_redact)

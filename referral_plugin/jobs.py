@@ -1,0 +1,292 @@
+"""Background jobs on Huey: one queue per app, enqueued only once the current transaction commits.
+
+Storage is SQLite in the instance folder by default, Redis when ``REDIS_URL`` is set, and memory with
+immediate execution when ``HUEY_IMMEDIATE`` is on (tests). Job functions are plain functions registered
+with :func:`job`; :func:`init_app` binds every one of them to the app's Huey instance, wrapped so that it
+runs inside that app's context with a session of its own.
+
+Jobs are enqueued from :func:`enqueue_after_commit`: the call is parked on the SQLAlchemy session and
+handed to Huey in the session's ``after_commit`` hook, and dropped on rollback, so a job never sees
+uncommitted rows and a rolled-back webhook enqueues nothing.
+
+Transient failures (Shopify throttling, 5xx, timeouts, dropped connections) are retried with exponential
+backoff; anything else is logged and not retried (the periodic sweeper still finds what stayed pending).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import threading
+import typing as t
+
+import click
+import requests
+from flask import Flask
+from flask import current_app
+from flask.cli import with_appcontext
+from huey import Huey
+from huey import MemoryHuey
+from huey import RedisHuey
+from huey import SqliteHuey
+from huey import crontab
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from referral_plugin.errors import ShopifyAPIError
+from referral_plugin.errors import ShopifyUnauthorized
+from referral_plugin.errors import ShopifyUserErrors
+
+logger = logging.getLogger(__name__)
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+#: Longest wait between two attempts of a job, in seconds.
+MAX_RETRY_DELAY = 3600
+_PENDING_KEY = "referral_plugin.pending_jobs"
+#: Modules whose import registers jobs; imported by :func:`init_app`.
+JOB_MODULES = ("referral_plugin.rewards.tasks",)
+
+
+class TransientJobError(Exception):
+    """Raise from a job to have it retried later with backoff."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """A registered job: its function and retry policy, or its schedule for periodic jobs."""
+
+    name: str
+    func: t.Callable[..., t.Any]
+    retries: int
+    retry_delay: int
+    schedule: t.Callable[[dt.datetime], bool] | None = None
+
+
+_JOBS: dict[str, JobSpec] = {}
+
+
+def job(name: str, *, retries: int = 8, retry_delay: int = 10) -> t.Callable[[F], F]:
+    """Register a function as the background job ``name`` (retried ``retries`` times, delay doubling)."""
+
+    def decorator(func: F) -> F:
+        _JOBS[name] = JobSpec(name=name, func=func, retries=retries, retry_delay=retry_delay)
+        return func
+
+    return decorator
+
+
+def periodic_job(name: str, schedule: t.Callable[[dt.datetime], bool]) -> t.Callable[[F], F]:
+    """Register a function to run on ``schedule`` (a ``huey.crontab``) in every consumer's scheduler."""
+
+    def decorator(func: F) -> F:
+        _JOBS[name] = JobSpec(name=name, func=func, retries=0, retry_delay=0, schedule=schedule)
+        return func
+
+    return decorator
+
+
+def every_minute() -> t.Callable[[dt.datetime], bool]:
+    """Return the schedule of a job that runs once a minute."""
+    return t.cast(t.Callable[[dt.datetime], bool], crontab())
+
+
+def is_transient(error: BaseException) -> bool:
+    """Tell whether a failure is worth retrying later (throttling, 5xx, timeouts, dropped connections)."""
+    if isinstance(error, TransientJobError | requests.RequestException):
+        return True
+    if isinstance(error, ShopifyUserErrors | ShopifyUnauthorized):
+        return False
+    return isinstance(error, ShopifyAPIError)
+
+
+def backoff_delay(base: int, attempt: int) -> int:
+    """Return the wait before retry number ``attempt`` (0-based): ``base`` doubling, capped."""
+    return int(min(base * (2 ** max(attempt, 0)), MAX_RETRY_DELAY))
+
+
+class JobQueue:
+    """The jobs of one app, bound to that app's Huey instance."""
+
+    def __init__(self, app: Flask, huey: Huey) -> None:
+        self.app = app
+        self.huey = huey
+        self.tasks: dict[str, t.Any] = {}
+
+    def bind(self, spec: JobSpec) -> None:
+        """Register ``spec`` on this queue's Huey, wrapped to run inside the app context."""
+        app = self.app
+
+        if spec.schedule is not None:
+
+            def run_periodic() -> None:
+                with app.app_context():
+                    spec.func()
+
+            run_periodic.__module__ = __name__
+            self.tasks[spec.name] = self.huey.periodic_task(spec.schedule, name=spec.name)(run_periodic)
+            return
+
+        def run(*args: t.Any, task: t.Any = None, **kwargs: t.Any) -> t.Any:
+            with app.app_context():
+                try:
+                    return spec.func(*args, **kwargs)
+                except Exception as exc:
+                    if task is not None:
+                        if is_transient(exc):
+                            attempt = spec.retries - int(task.retries or 0)
+                            task.retry_delay = backoff_delay(spec.retry_delay, attempt)
+                            logger.warning("job %s failed (%s); retry in %ss, %s left", spec.name, exc,
+                                           task.retry_delay, task.retries)
+                        else:
+                            task.retries = 0
+                    raise
+
+        run.__module__ = __name__
+        self.tasks[spec.name] = self.huey.task(
+            retries=spec.retries, retry_delay=spec.retry_delay, context=True, name=spec.name
+        )(run)
+
+    def enqueue(self, name: str, *args: t.Any, **kwargs: t.Any) -> None:
+        """Hand the job to Huey now (runs at once in immediate mode)."""
+        self.tasks[name](*args, **kwargs)
+
+    def run_periodic(self, name: str) -> None:
+        """Run a periodic job now, in this thread (for tests and the CLI)."""
+        self.tasks[name].call_local()
+
+
+def create_huey(app: Flask) -> Huey:
+    """Return the Huey instance this app's configuration asks for."""
+    name = "referral-plugin"
+    if app.config.get("HUEY_IMMEDIATE"):
+        return MemoryHuey(name, immediate=True, results=False, utc=True)
+    redis_url = app.config.get("REDIS_URL")
+    if redis_url:
+        return RedisHuey(name, url=redis_url, results=False, utc=True)
+    filename = app.config.get("HUEY_SQLITE_PATH") or os.path.join(app.instance_path, "huey.sqlite")
+    return SqliteHuey(name, filename=filename, results=False, utc=True)
+
+
+def init_app(app: Flask) -> JobQueue:
+    """Create this app's job queue, bind every registered job to it and add the ``worker`` command."""
+    import importlib
+
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+    queue = JobQueue(app, create_huey(app))
+    for spec in _JOBS.values():
+        queue.bind(spec)
+    app.extensions["huey"] = queue.huey
+    app.extensions["jobs"] = queue
+    app.cli.add_command(worker_command)
+    _listen_to_sessions()
+    return queue
+
+
+def get_queue(app: Flask | None = None) -> JobQueue:
+    """Return the job queue of ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    return t.cast(JobQueue, target.extensions["jobs"])
+
+
+def enqueue_after_commit(name: str, *args: t.Any, **kwargs: t.Any) -> None:
+    """Enqueue job ``name`` once the current session commits; forget it if the session rolls back."""
+    from referral_plugin.extensions import db
+
+    queue = get_queue()
+    session = db.session()
+    session.info.setdefault(_PENDING_KEY, []).append((queue, name, args, kwargs))
+
+
+def enqueue_now(name: str, *args: t.Any, **kwargs: t.Any) -> None:
+    """Enqueue job ``name`` at once, for callers with nothing uncommitted (the sweeper, the CLI)."""
+    get_queue().enqueue(name, *args, **kwargs)
+
+
+def schedule_discount_issue(ledger_entry_id: int) -> None:
+    """Create the Shopify discount code of a discount grant (or release) once this transaction commits."""
+    enqueue_after_commit("rewards.issue_discount", ledger_entry_id)
+
+
+def schedule_discount_deactivation(ledger_entry_id: int) -> None:
+    """Deactivate the issued code of a grant (pass the grant, its ISSUE or its REVERSAL row) after commit."""
+    enqueue_after_commit("rewards.deactivate_discount", ledger_entry_id)
+
+
+def schedule_code_discount_sync(referral_code_id: int) -> None:
+    """Make the advocate's referral code match the campaign's friend discount in Shopify, after commit."""
+    enqueue_after_commit("rewards.sync_code_discount", referral_code_id)
+
+
+def schedule_email(kind: str, **ids: t.Any) -> None:
+    """Send an email of ``kind`` (e.g. ``invitation``, ``invitation_id=...``) after commit, when SMTP is set."""
+    enqueue_after_commit("mail.send", kind, dict(ids))
+
+
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING_KEY, None)
+    for queue, name, args, kwargs in pending or ():
+        try:
+            queue.enqueue(name, *args, **kwargs)
+        except Exception:
+            # The rows are committed; the sweeper re-queues whatever did not make it into the queue.
+            logger.exception("could not enqueue job %s", name)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+_listen_lock = threading.Lock()
+
+
+def _listen_to_sessions() -> None:
+    with _listen_lock:
+        if not event.contains(Session, "after_commit", _after_commit):
+            event.listen(Session, "after_commit", _after_commit)
+            event.listen(Session, "after_rollback", _after_rollback)
+
+
+def create_consumer(app: Flask, workers: int = 1, periodic: bool = True) -> t.Any:
+    """Return a (not yet started) Huey consumer for this app's queue, with thread workers."""
+    return get_queue(app).huey.create_consumer(
+        workers=workers, worker_type="thread", periodic=periodic, check_worker_health=True
+    )
+
+
+def start_inprocess_consumer(app: Flask, workers: int = 1) -> t.Any:
+    """Start a consumer on background threads of this process (``python app.py``); return it, or None.
+
+    Immediate mode needs no consumer. Signal handlers are left to the host process: call
+    ``consumer.stop(graceful=True)`` to stop it.
+    """
+    queue = get_queue(app)
+    if queue.huey.immediate:
+        return None
+    consumer = create_consumer(app, workers=workers)
+    consumer.scheduler.start()
+    for _, worker in consumer.worker_threads:
+        worker.start()
+    logger.info("in-process job consumer started with %s worker(s)", workers)
+    return consumer
+
+
+@click.command("worker")
+@click.option("--workers", "-w", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Worker threads executing jobs.")
+@click.option("--no-periodic", is_flag=True, default=False, help="Do not run periodic jobs (the sweeper).")
+@with_appcontext
+def worker_command(workers: int, no_periodic: bool) -> None:
+    """Run the background job consumer (discount codes, emails, the sweeper) until stopped."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    queue = get_queue(app)
+    if queue.huey.immediate:
+        raise click.ClickException("HUEY_IMMEDIATE is on: jobs run inline, there is nothing to consume.")
+    if not logging.getLogger("huey").handlers and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    storage = "redis" if app.config.get("REDIS_URL") else "sqlite"
+    click.echo(f"Job consumer on {storage} storage with {workers} worker(s). Ctrl+C stops it.")
+    create_consumer(app, workers=workers, periodic=not no_periodic).run()
