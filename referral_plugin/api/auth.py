@@ -1,0 +1,56 @@
+"""API-key authentication for the integrator API: ``X-Api-Key``, ``Bearer`` or HTTP Basic."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from flask import g
+from flask import request
+
+from referral_plugin import apikeys
+from referral_plugin.errors import InvalidApiKey
+from referral_plugin.extensions import db
+from referral_plugin.models import Shop
+
+
+def presented_key() -> str | None:
+    """Return the key the caller presented, from whichever of the three accepted forms it used."""
+    header = request.headers.get("X-Api-Key", "").strip()
+    if header:
+        return header
+    authorization = request.headers.get("Authorization", "").strip()
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        username, _, password = decoded.partition(":")
+        # The key is the password (any username); a client that puts it in the username is forgiven.
+        return password.strip() or username.strip() or None
+    return None
+
+
+def require_api_key() -> None:
+    """Authenticate the request and put its shop on ``g.api_shop``; raise ``InvalidApiKey`` otherwise."""
+    key = presented_key()
+    if not key:
+        raise InvalidApiKey("An API key is required: send X-Api-Key, Authorization: Bearer, or HTTP Basic.")
+    found = apikeys.authenticate(key)
+    if found is None:
+        raise InvalidApiKey("The API key is wrong, revoked, or its shop is not installed.")
+    api_key, shop = found
+    if db.session.dirty or db.session.new:
+        db.session.commit()
+    g.api_key = api_key
+    g.api_shop = shop
+
+
+def current_shop() -> Shop:
+    """Return the shop of the authenticated key."""
+    shop: Shop = g.api_shop
+    return shop

@@ -1,0 +1,450 @@
+"""Capillary-compatible referral services: "Refer Customer" (v1.1) and "Get Referrals (Lookup)" (v2).
+
+The request and response shapes are the seeds' (``000`` and ``001``); everything is scoped to one
+shop. Views parse the HTTP request, call one function here, and render what it returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import typing as t
+from collections.abc import Mapping
+
+from sqlalchemy import select
+
+from referral_plugin.errors import NotFound
+from referral_plugin.errors import ValidationError
+from referral_plugin.extensions import db
+from referral_plugin.models import Campaign
+from referral_plugin.models import Customer
+from referral_plugin.models import Invitation
+from referral_plugin.models import LedgerEntry
+from referral_plugin.models import Referral
+from referral_plugin.models import RewardKind
+from referral_plugin.models import Shop
+from referral_plugin.referrals.campaigns import ensure_default_campaign
+from referral_plugin.referrals.campaigns import get_campaign
+from referral_plugin.referrals.codes import get_or_create_code
+from referral_plugin.referrals.customers import find_customers
+from referral_plugin.referrals.customers import mobile_digits
+from referral_plugin.referrals.invitations import invite
+
+# Per-item codes of "Refer Customer" (seed 000), plus 1222 from the lookup seed for a bad campaign token.
+REFER_OK = (1000, "Refer was successful")
+ITEM_OK = (1000, "Referrals are invited successfully")
+INVALID_IDENTIFIER = (1701, "Invalid Identifier for the type")
+CUSTOMER_NOT_FOUND = 1012
+TYPE_NOT_SUPPORTED = (1206, "Referral type is not supported")
+INVALID_CAMPAIGN = (1222, "Internal error with the referral system: the campaign token is invalid")
+
+# Lookup error codes (seed 001).
+LOOKUP_CUSTOMER_NOT_FOUND = "8015"
+LOOKUP_INVALID_SOURCE = "8003"
+LOOKUP_INVALID_IDENTIFIER = "8013"
+LOOKUP_INVALID_CAMPAIGN = "1222"
+
+#: Capillary's source systems, plus SHOPIFY; matched case-insensitively.
+SOURCES = frozenset({
+    "INSTORE", "ECOMMERCE", "WEBSITE", "MOBILE_APP", "WECHAT", "MARTJACK", "FACEBOOK", "WEB_ENGAGE", "LINE",
+    "TMALL", "TAOBAO", "JD", "ALL", "SHOPIFY",
+})
+#: Identifier names the lookup accepts, most authoritative first: the first one that resolves to
+#: exactly one customer is the "primary identifier" that decides the profile returned.
+IDENTIFIER_PRIORITY = ("id", "externalId", "mobile", "email")
+_IDENTIFIER_ALIASES = {
+    "id": "id", "userid": "id", "customerid": "id",
+    "externalid": "externalId", "external_id": "externalId",
+    "mobile": "mobile", "phone": "mobile",
+    "email": "email",
+}
+MAX_IDENTIFIERS = 10
+MAX_LIMIT = 100
+_MAX_BIGINT = 2**63 - 1
+_REFERRAL_TYPES = {"MOBILE": "mobile", "EMAIL": "email"}
+
+
+def _status(success: bool, code: int, message: str) -> dict[str, t.Any]:
+    return {"success": "true" if success else "false", "code": code, "message": message}
+
+
+def _as_list(value: t.Any) -> list[t.Any]:
+    """Be lenient: one object where a list is documented counts as a list of one."""
+    if isinstance(value, list):
+        return value
+    if value is None:
+        return []
+    return [value]
+
+
+def _text(value: t.Any) -> str | None:
+    """Return a scalar as text (numbers too, as integrators send mobiles as numbers); None otherwise."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (str, int)):
+        return str(value).strip()
+    return None
+
+
+def _echo(value: t.Any) -> t.Any:
+    """Return a value to echo back unchanged when it is a JSON scalar, else None."""
+    return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+
+
+def shopify_id(value: str) -> int | None:
+    """Return a Shopify customer id from text, or None when it is not one (digits, fits in 64 bits)."""
+    if not value.isdigit() or len(value) > 19 or int(value) > _MAX_BIGINT:
+        return None
+    return int(value)
+
+
+def refer_customers(shop: Shop, body: t.Any) -> list[dict[str, t.Any]]:
+    """Invite each customer's friends (``root.customer[]``) and return the per-customer results.
+
+    :raise ValidationError: when the body has no ``root.customer`` list.
+    """
+    root = body.get("root", body) if isinstance(body, Mapping) else None
+    customers = root.get("customer") if isinstance(root, Mapping) else None
+    if not isinstance(customers, (list, Mapping)):
+        raise ValidationError("The body must be {\"root\": {\"customer\": [...]}}.", field="root.customer")
+    return [_refer_one(shop, item) for item in _as_list(customers)]
+
+
+def _find_advocate(shop: Shop, item: Mapping[str, t.Any]) -> tuple[Customer | None, str]:
+    """Return the referring customer by mobile, email or external id, and the identifier type tried."""
+    tried = "mobile"
+    for field, kind in (("mobile", "mobile"), ("email", "email"), ("external_id", "id"), ("id", "id")):
+        value = _text(item.get(field))
+        if not value:
+            continue
+        tried = field
+        if kind == "id" and shopify_id(value) is None:
+            continue
+        matches = [c for c in find_customers(shop, kind, value) if c.redacted_at is None]
+        if matches:
+            return matches[0], field
+    return None, tried
+
+
+def _customer_echo(customer: Customer | None, item: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    if customer is None:
+        return {
+            "email": _echo(item.get("email")),
+            "mobile": _echo(item.get("mobile")),
+            "external_id": _echo(item.get("external_id")),
+            "firstname": _echo(item.get("firstname")),
+            "lastname": _echo(item.get("lastname")),
+        }
+    return {
+        "email": customer.email,
+        "mobile": mobile_digits(customer.phone),
+        "external_id": str(customer.shopify_customer_id) if customer.shopify_customer_id is not None else None,
+        "firstname": customer.first_name or "",
+        "lastname": customer.last_name or "",
+    }
+
+
+def _referral_echo(referral: t.Any, status: dict[str, t.Any]) -> dict[str, t.Any]:
+    entry = referral if isinstance(referral, Mapping) else {}
+    return {
+        "id": _echo(entry.get("id", "")),
+        "name": _echo(entry.get("name")),
+        "identifier": _echo(entry.get("identifier")),
+        "invited_on": _echo(entry.get("invited_on")),
+        "status": status,
+    }
+
+
+def _referral_groups(referrals: Mapping[str, t.Any]) -> list[tuple[str, list[t.Any]]]:
+    groups: list[tuple[str, list[t.Any]]] = []
+    for group in _as_list(referrals.get("referral_type")):
+        if not isinstance(group, Mapping):
+            groups.append(("", []))
+            continue
+        kind = _text(group.get("type")) or ""
+        groups.append((kind.upper(), _as_list(group.get("referral"))))
+    return groups
+
+
+def _refer_one(shop: Shop, item: t.Any) -> dict[str, t.Any]:
+    """Process one ``customer`` element: find the advocate, resolve the campaign, invite each friend."""
+    item = item if isinstance(item, Mapping) else {}
+    referrals_in = item.get("referrals")
+    referrals: Mapping[str, t.Any] = referrals_in if isinstance(referrals_in, Mapping) else {}
+    groups = _referral_groups(referrals)
+    advocate, tried = _find_advocate(shop, item)
+    result = _customer_echo(advocate, item)
+
+    failure: dict[str, t.Any] | None = None
+    campaign: Campaign | None = None
+    if advocate is None:
+        failure = _status(False, CUSTOMER_NOT_FOUND, f"Cannot find a customer for provided {tried}")
+    else:
+        token = _text(referrals.get("campaign_token"))
+        campaign = get_campaign(shop, token) if token else ensure_default_campaign(shop)
+        if campaign is None:
+            failure = _status(False, *INVALID_CAMPAIGN)
+
+    types_out: list[dict[str, t.Any]] = []
+    supported = 0
+    for kind, items in groups:
+        channel = _REFERRAL_TYPES.get(kind)
+        echoed: list[dict[str, t.Any]] = []
+        for referral in items:
+            if failure is not None:
+                status = failure
+            elif channel is None:
+                status = _status(False, *TYPE_NOT_SUPPORTED)
+            else:
+                status = _invite_one(shop, advocate, campaign, channel, referral)
+            echoed.append(_referral_echo(referral, status))
+        supported += channel is not None
+        types_out.append({"type": kind, "referral": echoed})
+    result["referrals"] = {"referral_type": types_out}
+
+    if failure is not None:
+        result["item_status"] = failure
+    elif groups and not supported:
+        result["item_status"] = _status(False, *TYPE_NOT_SUPPORTED)
+    else:
+        result["item_status"] = _status(True, *ITEM_OK)
+    return result
+
+
+def _invite_one(shop: Shop, advocate: Customer | None, campaign: Campaign | None, channel: str,
+                referral: t.Any) -> dict[str, t.Any]:
+    entry = referral if isinstance(referral, Mapping) else {}
+    identifier = _text(entry.get("identifier"))
+    if advocate is None or not identifier:
+        return _status(False, *INVALID_IDENTIFIER)
+    outcome = invite(shop, advocate, channel, identifier, name=_text(entry.get("name")), source="capillary",
+                     external_ref=_text(entry.get("invited_on")), campaign=campaign)
+    if outcome.ok:
+        return _status(True, *REFER_OK)
+    if outcome.reason in ("INVALID_EMAIL", "INVALID_MOBILE", None):
+        return _status(False, *INVALID_IDENTIFIER)
+    # A well-formed identifier refused for another reason (e.g. SELF_INVITE): same code, the reason said.
+    return _status(False, INVALID_IDENTIFIER[0], f"{INVALID_IDENTIFIER[1]}: {outcome.reason}")
+
+
+# --- Lookup -----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LookupQuery:
+    """A parsed lookup request."""
+
+    source: str
+    identifiers: list[tuple[str, str]]
+    campaign_token: str | None
+    limit: int
+    offset: int
+    warnings: list[dict[str, t.Any]]
+
+
+def parse_lookup(args: Mapping[str, str]) -> LookupQuery:
+    """Validate the lookup's query parameters; raise ``ValidationError`` with the seed's codes."""
+    source = (args.get("source") or "").strip().upper()
+    if source not in SOURCES:
+        raise ValidationError(f"Invalid source: use one of {', '.join(sorted(SOURCES))}.",
+                              code=LOOKUP_INVALID_SOURCE, field="source")
+    names = [n.strip() for n in (args.get("identifierName") or "").split(",")]
+    values = [v.strip() for v in (args.get("identifierValue") or "").split(",")]
+    if not any(names) or len(names) != len(values) or not all(names) or not all(values):
+        raise ValidationError("Lookup, Invalid identifier passed: give identifierName and identifierValue as "
+                              "comma-separated lists of the same length.", code=LOOKUP_INVALID_IDENTIFIER,
+                              field="identifierName")
+    if len(names) > MAX_IDENTIFIERS:
+        raise ValidationError(f"Lookup, Invalid identifier passed: at most {MAX_IDENTIFIERS} identifiers.",
+                              code=LOOKUP_INVALID_IDENTIFIER, field="identifierName")
+    identifiers: list[tuple[str, str]] = []
+    for name, value in zip(names, values, strict=True):
+        kind = _IDENTIFIER_ALIASES.get(name.lower())
+        if kind is None:
+            raise ValidationError(f"Lookup, Invalid identifier passed: {name!r} is not supported "
+                                  f"(use {', '.join(IDENTIFIER_PRIORITY)}).", code=LOOKUP_INVALID_IDENTIFIER,
+                                  field="identifierName")
+        if kind in ("id", "externalId") and shopify_id(value) is None:
+            raise ValidationError(f"Lookup, Invalid identifier passed: {name} must be a Shopify customer id.",
+                                  code=LOOKUP_INVALID_IDENTIFIER, field="identifierValue")
+        identifiers.append((kind, value))
+    warnings: list[dict[str, t.Any]] = []
+    limit = _page_arg(args, "limit", 10, minimum=1)
+    if limit > MAX_LIMIT:
+        warnings.append({"code": 400, "message": f"limit capped at {MAX_LIMIT}"})
+        limit = MAX_LIMIT
+    offset = _page_arg(args, "offset", 0, minimum=0)
+    token = (args.get("campaignToken") or "").strip() or None
+    return LookupQuery(source, identifiers, token, limit, offset, warnings)
+
+
+def _page_arg(args: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or len(raw) > 9 or int(raw) < minimum:
+        raise ValidationError(f"{name} must be an integer of at least {minimum}.", code="400", field=name)
+    return int(raw)
+
+
+def resolve_customer(shop: Shop, identifiers: list[tuple[str, str]],
+                     warnings: list[dict[str, t.Any]]) -> Customer:
+    """Return the one customer the identifiers name, the most authoritative identifier deciding.
+
+    :raise NotFound: ``8015`` when no identifier resolves to exactly one customer.
+    """
+    ordered = sorted(identifiers, key=lambda pair: IDENTIFIER_PRIORITY.index(pair[0]))
+    for kind, value in ordered:
+        engine_kind = "id" if kind in ("id", "externalId") else kind
+        matches = find_customers(shop, engine_kind, value)
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            warnings.append({"code": 8015, "message": f"{kind} matches {len(matches)} customers; not used"})
+    raise NotFound("Customer not found for the given identifiers", code=LOOKUP_CUSTOMER_NOT_FOUND)
+
+
+def lookup_referrals(shop: Shop, query: LookupQuery) -> dict[str, t.Any]:
+    """Return the lookup answer of the seed for the customer the identifiers name, in the campaign.
+
+    The campaign is ``campaignToken`` (``1222`` when unknown), else the shop's default campaign.
+    ``limit``/``offset`` page the ``invitees``, ``referee`` and ``incentives`` lists alike;
+    ``pagination.total`` is the length of the longest of them.
+    """
+    warnings = list(query.warnings)
+    if query.campaign_token is not None:
+        campaign = get_campaign(shop, query.campaign_token)
+        if campaign is None:
+            raise ValidationError("Internal error with the referral system: campaignToken is invalid.",
+                                  code=LOOKUP_INVALID_CAMPAIGN, field="campaignToken")
+    else:
+        campaign = ensure_default_campaign(shop)
+    customer = resolve_customer(shop, query.identifiers, warnings)
+    code = get_or_create_code(shop, customer, campaign)
+    invitees = [_invitee(i) for i in _invitations(customer, campaign)]
+    referees = [_referee(r, f) for r, f in _referrals(customer, campaign)]
+    incentives = [_incentive(e) for e in _ledger(customer, campaign)]
+    total = max(len(invitees), len(referees), len(incentives))
+    page = slice(query.offset, query.offset + query.limit)
+    return {
+        "pagination": {"limit": query.limit, "offset": query.offset, "total": total},
+        "data": [{
+            "customer": _customer_profile(customer),
+            "referralCode": code.code,
+            "invitees": invitees[page],
+            "referee": referees[page],
+            "incentives": incentives[page],
+        }],
+        "warnings": warnings,
+        "errors": [],
+    }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _identifiers(customer: Customer) -> list[dict[str, str]]:
+    found: list[dict[str, str]] = []
+    if customer.shopify_customer_id is not None:
+        found.append({"type": "externalId", "value": str(customer.shopify_customer_id)})
+    if customer.email:
+        found.append({"type": "email", "value": customer.email})
+    mobile = mobile_digits(customer.phone)
+    if mobile:
+        found.append({"type": "mobile", "value": mobile})
+    return found
+
+
+def _customer_profile(customer: Customer) -> dict[str, t.Any]:
+    """Return ``data[].customer`` of the seed; ids are the Shopify customer id."""
+    identifiers = _identifiers(customer)
+    return {
+        "id": customer.shopify_customer_id,
+        "profiles": [{
+            "firstName": customer.first_name or "",
+            "lastName": customer.last_name or "",
+            "fields": {},
+            "allFields": {},
+            "identifiers": identifiers,
+            "commChannels": [],
+            "userId": customer.shopify_customer_id,
+            "accountId": "",
+            "autoUpdateTime": _iso(customer.updated_at),
+            "identifiersAll": [dict(i) for i in identifiers],
+        }],
+    }
+
+
+def _invitations(customer: Customer, campaign: Campaign) -> list[Invitation]:
+    return list(db.session.scalars(select(Invitation).where(
+        Invitation.shop_id == customer.shop_id, Invitation.campaign_id == campaign.id,
+        Invitation.advocate_id == customer.id).order_by(Invitation.invited_at, Invitation.id)))
+
+
+def _invitee(invitation: Invitation) -> dict[str, t.Any]:
+    """Return one invitation: who was invited, how, when, and how far they got."""
+    return {
+        "type": invitation.channel.upper(),
+        "identifier": invitation.identifier,
+        "name": invitation.name,
+        "invitedOn": invitation.external_ref or _iso(invitation.invited_at),
+        "invitedAt": _iso(invitation.invited_at),
+        "source": invitation.source,
+        "status": invitation.status,
+        "joinedAt": _iso(invitation.joined_at),
+        "purchasedAt": _iso(invitation.purchased_at),
+    }
+
+
+def _referrals(customer: Customer, campaign: Campaign) -> list[tuple[Referral, Customer | None]]:
+    rows = db.session.execute(
+        select(Referral, Customer)
+        .outerjoin(Customer, Customer.id == Referral.friend_id)
+        .where(Referral.shop_id == customer.shop_id, Referral.campaign_id == campaign.id,
+               Referral.advocate_id == customer.id)
+        .order_by(Referral.created_at, Referral.id)
+    )
+    return [(referral, friend) for referral, friend in rows]
+
+
+def _referee(referral: Referral, friend: Customer | None) -> dict[str, t.Any]:
+    """Return one referred friend with the referral's status and, when decided, its reason."""
+    return {
+        "customerId": friend.shopify_customer_id if friend else None,
+        "firstName": friend.first_name if friend else None,
+        "lastName": friend.last_name if friend else None,
+        "identifiers": _identifiers(friend) if friend else [],
+        "eventType": "TRANSACTION" if referral.shopify_order_id is not None else "REGISTRATION",
+        "orderName": referral.order_name,
+        "status": referral.status,
+        "reason": referral.reason,
+        "source": referral.source,
+        "referredOn": _iso(referral.created_at),
+        "decidedOn": _iso(referral.decided_at),
+        "holdUntil": _iso(referral.hold_until),
+    }
+
+
+def _ledger(customer: Customer, campaign: Campaign) -> list[LedgerEntry]:
+    return list(db.session.scalars(select(LedgerEntry).where(
+        LedgerEntry.shop_id == customer.shop_id, LedgerEntry.customer_id == customer.id,
+        LedgerEntry.campaign_id == campaign.id).order_by(LedgerEntry.created_at, LedgerEntry.id)))
+
+
+def _incentive(entry: LedgerEntry) -> dict[str, t.Any]:
+    """Return one ledger row of the customer: a reward earned, held, released, issued or taken back."""
+    return {
+        "type": "POINTS" if entry.reward_kind == RewardKind.POINTS else "COUPON",
+        "entryType": entry.entry_type,
+        "side": entry.side,
+        "rewardKind": entry.reward_kind,
+        "points": entry.points,
+        "amount": float(entry.amount),
+        "currency": entry.currency,
+        "couponCode": entry.discount_code,
+        "reason": entry.reason,
+        "orderId": entry.shopify_order_id,
+        "issuedOn": _iso(entry.created_at),
+        "availableAt": _iso(entry.available_at),
+    }

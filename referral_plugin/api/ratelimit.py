@@ -1,0 +1,87 @@
+"""Per-key rate limiting of the integrator API (flask-limiter), with RFC draft ``RateLimit`` headers.
+
+The limit (``API_RATE_LIMIT``, default Capillary's documented 1000 per minute) is shared by every
+API route and counted per presented key, so it is checked before the key is looked up and costs no
+database query. Storage is ``RATELIMIT_STORAGE_URI``, else ``REDIS_URL``, else process memory; when
+the storage is unreachable the limiter falls back to memory instead of failing requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from flask import Blueprint
+from flask import Flask
+from flask import current_app
+from flask import request
+from flask.wrappers import Response
+from flask_limiter import Limiter
+
+from referral_plugin.api.auth import presented_key
+from referral_plugin.apikeys import hash_key
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_KEY = "referral_api_limiter"
+SCOPE = "integrator-api"
+
+
+def rate_limit_key() -> str:
+    """Return the counter a request is charged to: its key's hash, or its address without a key."""
+    key = presented_key()
+    if key:
+        return "key:" + hash_key(key.strip())
+    return "anonymous:" + (request.remote_addr or "unknown")
+
+
+def _limit_value() -> str:
+    return str(current_app.config.get("API_RATE_LIMIT") or "1000 per minute")
+
+
+def storage_uri(app: Flask) -> str:
+    """Return where counters live: ``RATELIMIT_STORAGE_URI``, else ``REDIS_URL``, else memory."""
+    return str(app.config.get("RATELIMIT_STORAGE_URI") or app.config.get("REDIS_URL") or "memory://")
+
+
+def init_limiter(app: Flask, blueprints: list[Blueprint]) -> Limiter:
+    """Create this app's limiter and apply the shared per-key limit to ``blueprints``.
+
+    Each blueprint adds :func:`add_rate_limit_headers` itself, once, where it is defined.
+    """
+    uri = storage_uri(app)
+    limiter = Limiter(
+        key_func=rate_limit_key,
+        storage_uri=uri,
+        headers_enabled=False,  # we write the RFC draft names ourselves, see add_rate_limit_headers
+        swallow_errors=True,
+        in_memory_fallback_enabled=not uri.startswith("memory"),
+        key_prefix="referral-plugin-api",
+    )
+    limiter.init_app(app)
+    shared = limiter.shared_limit(_limit_value, scope=SCOPE, key_func=rate_limit_key)
+    for blueprint in blueprints:
+        shared(blueprint)
+    app.extensions[EXTENSION_KEY] = limiter
+    return limiter
+
+
+def add_rate_limit_headers(response: Response) -> Response:
+    """Add ``RateLimit-Limit/-Remaining/-Reset`` and ``RateLimit-Policy``; ``Retry-After`` on 429."""
+    limiter: Limiter | None = current_app.extensions.get(EXTENSION_KEY)
+    current = limiter.current_limit if limiter is not None else None
+    if current is None:
+        return response
+    try:
+        reset_in = max(0, math.ceil(current.reset_at - time.time()))
+        amount = current.limit.amount
+        response.headers["RateLimit-Limit"] = str(amount)
+        response.headers["RateLimit-Remaining"] = str(max(0, current.remaining))
+        response.headers["RateLimit-Reset"] = str(reset_in)
+        response.headers["RateLimit-Policy"] = f"{amount};w={current.limit.get_expiry()}"
+        if response.status_code == 429:
+            response.headers["Retry-After"] = str(max(1, reset_in))
+    except Exception:  # the storage went away mid-request; the answer matters more than its headers
+        logger.warning("could not read the rate-limit window", exc_info=True)
+    return response
