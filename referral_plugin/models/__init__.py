@@ -7,6 +7,7 @@ from referral_plugin.models.campaign import Campaign
 from referral_plugin.models.campaign import CampaignStatus
 from referral_plugin.models.campaign import RewardKind
 from referral_plugin.models.customer import Customer
+from referral_plugin.models.customer import PaidOrder
 from referral_plugin.models.ledger import EntryType
 from referral_plugin.models.ledger import LedgerEntry
 from referral_plugin.models.ledger import Side
@@ -39,6 +40,7 @@ __all__ = [
     "LedgerEntry",
     "OAuthState",
     "OrderAttribution",
+    "PaidOrder",
     "Referral",
     "ReferralCode",
     "ReferralStatus",

@@ -46,6 +46,10 @@ class Customer(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     redacted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Paid orders seen through ``orders/paid`` (each order once, see :class:`PaidOrder`).
+    paid_orders_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: The first paid order seen for this customer: a referral rewards only this one.
+    first_paid_order_id: Mapped[int | None] = mapped_column(BigInteger)
 
     @property
     def display_name(self) -> str:
@@ -59,3 +63,20 @@ class Customer(Base):
 
     def __repr__(self) -> str:
         return f"<Customer {self.shop_id}/{self.shopify_customer_id}>"
+
+
+class PaidOrder(Base):
+    """One paid order seen through ``orders/paid``, referral or not; counts each order once per customer.
+
+    The unique ``(shop_id, shopify_order_id)`` makes ``Customer.paid_orders_count`` exactly-once
+    whatever Shopify redelivers.
+    """
+
+    __tablename__ = "paid_orders"
+    __table_args__ = (UniqueConstraint("shop_id", "shopify_order_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
+    shopify_order_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -15,6 +15,13 @@ def register_topic_handlers() -> None:
 
     register("app/uninstalled", app_lifecycle.handle_app_uninstalled)
 
+    from referral_plugin.referrals import lifecycle as engine
+
+    register("customers/create", engine.handle_customers_create)
+    register("orders/paid", engine.handle_orders_paid)
+    register("orders/cancelled", engine.handle_orders_cancelled)
+    register("refunds/create", engine.handle_refunds_create)
+
     from referral_plugin import privacy
 
     register("customers/redact", privacy.handle_customers_redact)

@@ -1,0 +1,232 @@
+"""``orders/paid``: count the paid order, attribute it, decide once, and write the rewards."""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from collections.abc import Mapping
+from decimal import Decimal
+from decimal import InvalidOperation
+
+from sqlalchemy import select
+from sqlalchemy import update
+
+from referral_plugin.extensions import db
+from referral_plugin.models import Campaign
+from referral_plugin.models import Customer
+from referral_plugin.models import OrderAttribution
+from referral_plugin.models import PaidOrder
+from referral_plugin.models import Referral
+from referral_plugin.models import ReferralCode
+from referral_plugin.models import ReferralStatus
+from referral_plugin.models import Shop
+from referral_plugin.models import utcnow
+from referral_plugin.referrals import ledger
+from referral_plugin.referrals._db import insert_once
+from referral_plugin.referrals.attribution import Attribution
+from referral_plugin.referrals.attribution import Source
+from referral_plugin.referrals.attribution import attribute_order
+from referral_plugin.referrals.customers import parse_datetime
+from referral_plugin.referrals.customers import upsert_customer
+from referral_plugin.referrals.customers import upsert_from_payload
+from referral_plugin.referrals.invitations import mark_purchased
+from referral_plugin.referrals.qualification import HELD
+from referral_plugin.referrals.qualification import QUALIFIED
+from referral_plugin.referrals.qualification import REJECTED
+from referral_plugin.referrals.qualification import Decision
+from referral_plugin.referrals.qualification import OrderFacts
+from referral_plugin.referrals.qualification import qualify
+from referral_plugin.referrals.qualification import rewards_test_orders
+from referral_plugin.referrals.reasons import Reason
+
+logger = logging.getLogger(__name__)
+
+_STATUS_FOR = {QUALIFIED: ReferralStatus.REWARDED, HELD: ReferralStatus.HELD, REJECTED: ReferralStatus.REJECTED}
+
+
+def order_id_of(payload: Mapping[str, t.Any], key: str = "id") -> int | None:
+    """Return an order id from a payload as an int, or None when missing or malformed."""
+    try:
+        value = int(str(payload.get(key)).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def money(value: t.Any) -> Decimal | None:
+    """Read a Shopify money string; None when absent or unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number.quantize(Decimal("0.01")) if number.is_finite() and abs(number) < Decimal("1e10") else None
+
+
+def friend_from_order(shop: Shop, order: Mapping[str, t.Any]) -> Customer | None:
+    """Upsert the order's customer (None for a guest checkout), filling the email from the order when missing."""
+    payload = order.get("customer")
+    if not isinstance(payload, Mapping):
+        return None
+    friend = upsert_from_payload(shop, payload)
+    if friend is not None and not friend.email:
+        email = order.get("email") or order.get("contact_email")
+        if isinstance(email, str) and email.strip():
+            friend = upsert_customer(shop, t.cast(int, friend.shopify_customer_id), email=email)
+    return friend
+
+
+def track_paid_order(shop: Shop, order_id: int, customer: Customer | None) -> bool:
+    """Count a paid order once for its customer; return True the first time this order is seen."""
+    if not insert_once(PaidOrder(shop_id=shop.id, shopify_order_id=order_id,
+                                 customer_id=customer.id if customer else None)):
+        return False
+    if customer is not None:
+        db.session.execute(update(Customer).where(Customer.id == customer.id)
+                           .values(paid_orders_count=Customer.paid_orders_count + 1))
+        db.session.execute(update(Customer).where(Customer.id == customer.id,
+                                                  Customer.first_paid_order_id.is_(None))
+                           .values(first_paid_order_id=order_id))
+        db.session.refresh(customer)
+    return True
+
+
+def existing_attribution(shop: Shop, order_id: int) -> OrderAttribution | None:
+    """Return the decision already taken for an order, or None."""
+    return db.session.scalar(select(OrderAttribution).where(
+        OrderAttribution.shop_id == shop.id, OrderAttribution.shopify_order_id == order_id))
+
+
+def process_paid_order(shop: Shop, order: Mapping[str, t.Any]) -> OrderAttribution | None:
+    """Handle one ``orders/paid``: exactly one decision per order, whatever Shopify redelivers.
+
+    Returns the decision (new or earlier), or None when the order carries no referral evidence.
+    """
+    order_id = order_id_of(order)
+    if order_id is None:
+        logger.warning("orders/paid without a usable id for %s", shop.shopify_domain)
+        return None
+    friend = friend_from_order(shop, order)
+    is_test = bool(order.get("test"))
+    if not is_test or rewards_test_orders(shop):
+        # A test order that earns nothing must not use up the friend's first order either.
+        track_paid_order(shop, order_id, friend)
+    earlier = existing_attribution(shop, order_id)
+    if earlier is not None:
+        return earlier
+    found = attribute_order(shop, order, friend)
+    if found is None:
+        return None
+    now = utcnow()
+    code = found.code
+    referral = found.referral
+    if referral is not None:
+        advocate = db.session.get(Customer, referral.advocate_id)
+        campaign = db.session.get(Campaign, referral.campaign_id)
+    else:
+        assert code is not None
+        advocate = db.session.get(Customer, code.customer_id)
+        campaign = db.session.get(Campaign, code.campaign_id)
+    if advocate is None or campaign is None:  # pragma: no cover - foreign keys keep these
+        return None
+    if referral is None and friend is not None and friend.id != advocate.id:
+        referral = _bind_for_order(shop, campaign, code, advocate, friend, found)
+    facts = OrderFacts(
+        order_id=order_id,
+        subtotal=money(order.get("subtotal_price")),
+        test=is_test,
+        paid_at=parse_datetime(order.get("processed_at")) or now,
+        customer_orders_count=_orders_count(order),
+    )
+    decision = qualify(shop, campaign, advocate, friend, facts, order, referral=referral, code=code, now=now)
+    if decision.reason == Reason.ALREADY_REFERRED:
+        referral = None  # the friend's referral belongs to someone else: leave it alone
+    if friend is None and referral is None and decision.reason != Reason.TEST_ORDER:
+        referral = _guest_referral(shop, campaign, code, advocate, order_id, found)
+    attribution = OrderAttribution(
+        shop_id=shop.id, shopify_order_id=order_id, order_name=_str(order.get("name"), 64),
+        referral_id=referral.id if referral else None, referral_code_id=code.id if code else None,
+        advocate_id=advocate.id, friend_id=friend.id if friend else None, source=found.source,
+        decision=decision.decision, reason=decision.reason,
+        evidence={**found.evidence, **decision.evidence}, subtotal=facts.subtotal,
+        total=money(order.get("total_price")), currency=_str(order.get("currency"), 3), test=facts.test,
+    )
+    if not insert_once(attribution):
+        # Another delivery of this order (or its cancellation) got there first: its decision stands.
+        return existing_attribution(shop, order_id)
+    if referral is not None and decision.reason == Reason.TEST_ORDER and referral.status == ReferralStatus.PENDING:
+        # The referral stays open for the friend's real first order.
+        referral.evidence = {**(referral.evidence or {}), "test_order": order_id}
+    elif referral is not None:
+        _record_on_referral(referral, decision, attribution, order, now)
+    if decision.rewarded and referral is not None:
+        applied = found.applied_amount if found.source == Source.DISCOUNT_CODE else None
+        ledger.grant_referral_rewards(
+            shop, referral, campaign, order_id=order_id, hold=decision.decision == HELD,
+            available_at=decision.hold_until, friend_applied_amount=applied,
+            applied_code=code.code if code is not None and applied is not None else None,
+        )
+        if friend is not None:
+            mark_purchased(shop, friend, advocate.id, now)
+    db.session.flush()
+    return attribution
+
+
+def _bind_for_order(shop: Shop, campaign: Campaign, code: ReferralCode | None, advocate: Customer,
+                    friend: Customer, found: Attribution) -> Referral | None:
+    """Return the friend's referral for this advocate, binding a new one when the friend has none."""
+    existing = db.session.scalar(select(Referral).where(Referral.shop_id == shop.id,
+                                                        Referral.friend_id == friend.id))
+    if existing is not None:
+        if existing.advocate_id == advocate.id and existing.status == ReferralStatus.PENDING:
+            if existing.referral_code_id is None and code is not None:
+                existing.referral_code_id = code.id
+            return existing
+        return None
+    referral = Referral(shop_id=shop.id, campaign_id=campaign.id, referral_code_id=code.id if code else None,
+                        advocate_id=advocate.id, friend_id=friend.id, source=found.source,
+                        status=ReferralStatus.PENDING)
+    if insert_once(referral):
+        return referral
+    return None
+
+
+def _guest_referral(shop: Shop, campaign: Campaign, code: ReferralCode | None, advocate: Customer,
+                    order_id: int, found: Attribution) -> Referral | None:
+    """Record a guest checkout's referral (no friend account), so the advocate sees why it earned nothing."""
+    referral = Referral(shop_id=shop.id, campaign_id=campaign.id, referral_code_id=code.id if code else None,
+                        advocate_id=advocate.id, friend_id=None, source=found.source,
+                        status=ReferralStatus.PENDING)
+    return referral if insert_once(referral) else None
+
+
+def _record_on_referral(referral: Referral, decision: Decision, attribution: OrderAttribution,
+                        order: Mapping[str, t.Any], now: t.Any) -> None:
+    """Copy the decision and the order onto the referral."""
+    referral.status = _STATUS_FOR[decision.decision]
+    referral.reason = decision.reason
+    referral.evidence = {**(referral.evidence or {}), **(attribution.evidence or {}),
+                         "order": attribution.shopify_order_id, "attribution_source": attribution.source}
+    referral.decided_at = now
+    referral.hold_until = decision.hold_until
+    referral.shopify_order_id = attribution.shopify_order_id
+    referral.order_name = attribution.order_name
+    referral.order_subtotal = attribution.subtotal
+    referral.order_total = attribution.total
+    referral.currency = attribution.currency
+
+
+def _orders_count(order: Mapping[str, t.Any]) -> int | None:
+    """Return ``customer.orders_count`` when an older payload carries it."""
+    customer = order.get("customer")
+    if isinstance(customer, Mapping):
+        value = customer.get("orders_count")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _str(value: t.Any, limit: int) -> str | None:
+    """Return a string cut to ``limit``, or None."""
+    return str(value)[:limit] if isinstance(value, str | int) and not isinstance(value, bool) else None

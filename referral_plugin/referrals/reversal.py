@@ -1,0 +1,201 @@
+"""Reversals: a cancelled or refunded order takes back what it earned, once, and never more than that.
+
+* ``orders/cancelled`` and a full refund reverse every reward of the order (unused discount codes
+  are deactivated in Shopify by JOBS); held rewards are voided so they never release.
+* A partial refund reverses the refunded share of the points: ``floor(points x refunded / subtotal)``
+  over all the order's refunds so far, keyed per refund id so a repeat is a no-op.
+* A cancellation that arrives before ``orders/paid`` leaves a tombstone decision
+  (``ORDER_CANCELLED``), so the late ``orders/paid`` finds the order decided and earns nothing.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Mapping
+from decimal import ROUND_FLOOR
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from referral_plugin.extensions import db
+from referral_plugin.models import Customer
+from referral_plugin.models import OrderAttribution
+from referral_plugin.models import Referral
+from referral_plugin.models import ReferralStatus
+from referral_plugin.models import RewardKind
+from referral_plugin.models import Shop
+from referral_plugin.models import utcnow
+from referral_plugin.referrals import jobs_bridge
+from referral_plugin.referrals import ledger
+from referral_plugin.referrals._db import insert_once
+from referral_plugin.referrals.attribution import attribute_order
+from referral_plugin.referrals.customers import get_customer
+from referral_plugin.referrals.orders import existing_attribution
+from referral_plugin.referrals.orders import money
+from referral_plugin.referrals.orders import order_id_of
+from referral_plugin.referrals.qualification import REJECTED
+from referral_plugin.referrals.reasons import Reason
+
+
+def process_cancelled_order(shop: Shop, order: Mapping[str, t.Any]) -> None:
+    """Handle ``orders/cancelled``: reverse the order's rewards, or leave a tombstone when it was never paid."""
+    order_id = order_id_of(order)
+    if order_id is None:
+        return
+    attribution = existing_attribution(shop, order_id)
+    if attribution is None:
+        _tombstone(shop, order, order_id)
+        return
+    reverse_order(shop, attribution, reason=Reason.ORDER_CANCELLED, key=f"cancel:{order_id}")
+
+
+def process_refund(shop: Shop, refund: Mapping[str, t.Any]) -> None:
+    """Handle ``refunds/create``: reverse the refunded share of the order's points (all of it when fully refunded)."""
+    order_id = order_id_of(refund, "order_id")
+    refund_id = order_id_of(refund)
+    if order_id is None or refund_id is None:
+        return
+    attribution = existing_attribution(shop, order_id)
+    if attribution is None or attribution.referral_id is None:
+        return
+    referral = _lock_referral(attribution.referral_id)
+    if referral is None:
+        return
+    refunded = refunded_amount(refund)
+    if refunded <= 0:
+        return
+    evidence = dict(referral.evidence or {})
+    refunds = dict(evidence.get("refunds") or {})
+    refunds[str(refund_id)] = str(refunded)
+    evidence["refunds"] = refunds
+    referral.evidence = evidence
+    total_refunded = sum((Decimal(v) for v in refunds.values()), Decimal(0))
+    base = attribution.subtotal if attribution.subtotal and attribution.subtotal > 0 else attribution.total
+    if base is None or base <= 0 or total_refunded >= base:
+        reverse_order(shop, attribution, reason=Reason.ORDER_REFUNDED, key=f"refund-full:{refund_id}",
+                      refund_id=refund_id)
+        return
+    share = total_refunded / base
+    for entry in ledger.earning_entries(shop.id, order_id):
+        if entry.reward_kind != RewardKind.POINTS or entry.points <= 0:
+            continue
+        target = int((Decimal(entry.points) * share).to_integral_value(rounding=ROUND_FLOOR))
+        left, _ = ledger.remaining(entry)
+        already = entry.points - left
+        take = min(target - already, left)
+        if take > 0:
+            ledger.reverse_entry(entry, points=take, amount=Decimal(0), key=f"reversal:refund:{refund_id}:{entry.id}",
+                                 reason=Reason.PARTIAL_REFUND, refund_id=refund_id)
+    for hold in ledger.open_holds_for_order(shop.id, order_id):
+        if hold.reward_kind != RewardKind.POINTS or hold.points <= 0:
+            continue
+        target = int((Decimal(hold.points) * share).to_integral_value(rounding=ROUND_FLOOR))
+        left, _ = ledger.hold_remaining(hold)
+        take = min(target - (hold.points - left), left)
+        if take > 0:
+            ledger.void_hold(hold, key=f"void:refund:{refund_id}:{hold.id}", reason=Reason.PARTIAL_REFUND,
+                             points=take, amount=Decimal(0), refund_id=refund_id)
+    if referral.status in (ReferralStatus.REWARDED, ReferralStatus.HELD, ReferralStatus.PARTIALLY_REVERSED) \
+            and _anything_reversed(shop, order_id):
+        if referral.status != ReferralStatus.HELD:
+            referral.status = ReferralStatus.PARTIALLY_REVERSED
+        referral.reason = Reason.PARTIAL_REFUND if referral.status != ReferralStatus.HELD else referral.reason
+    db.session.flush()
+
+
+def reverse_order(shop: Shop, attribution: OrderAttribution, *, reason: Reason, key: str,
+                  refund_id: int | None = None) -> None:
+    """Take back everything an order still holds: REVERSAL rows for grants, VOID rows for holds."""
+    order_id = attribution.shopify_order_id
+    referral = _lock_referral(attribution.referral_id) if attribution.referral_id else None
+    for entry in ledger.earning_entries(shop.id, order_id):
+        points, amount = ledger.remaining(entry)
+        if points <= 0 and amount <= 0:
+            continue
+        reversal = ledger.reverse_entry(entry, points=max(points, 0), amount=max(amount, Decimal(0)),
+                                        key=f"reversal:{key}:{entry.id}", reason=reason, refund_id=refund_id)
+        if reversal is not None and entry.reward_kind != RewardKind.POINTS \
+                and entry.reason != Reason.APPLIED_AT_CHECKOUT:
+            # The advocate's (or friend's) own reward code: deactivate it in Shopify if still unused.
+            jobs_bridge.schedule_discount_deactivation(entry.id)
+    for hold in ledger.open_holds_for_order(shop.id, order_id):
+        ledger.void_hold(hold, key=f"void:{key}:{hold.id}", reason=reason, refund_id=refund_id)
+    if referral is not None and referral.status in (
+            ReferralStatus.REWARDED, ReferralStatus.HELD, ReferralStatus.PARTIALLY_REVERSED):
+        referral.status = ReferralStatus.REVERSED
+        referral.reason = reason
+        referral.decided_at = utcnow()
+        referral.hold_until = None
+    db.session.flush()
+
+
+def refunded_amount(refund: Mapping[str, t.Any]) -> Decimal:
+    """Return the money a refund gave back: successful ``refund`` transactions, else the refunded line items."""
+    total = Decimal(0)
+    transactions = refund.get("transactions")
+    seen = False
+    if isinstance(transactions, list):
+        for tx in transactions:
+            if not isinstance(tx, Mapping):
+                continue
+            if tx.get("kind") == "refund" and tx.get("status") == "success":
+                amount = money(tx.get("amount"))
+                if amount is not None and amount > 0:
+                    total += amount
+                    seen = True
+    if seen:
+        return total
+    for item in refund.get("refund_line_items") or []:
+        if isinstance(item, Mapping):
+            amount = money(item.get("subtotal"))
+            if amount is not None and amount > 0:
+                total += amount
+    return total
+
+
+def _tombstone(shop: Shop, order: Mapping[str, t.Any], order_id: int) -> None:
+    """Decide a cancelled, never-paid order up front so a late ``orders/paid`` earns nothing."""
+    friend = None
+    customer = order.get("customer")
+    if isinstance(customer, Mapping):
+        friend = get_customer(shop, customer.get("id"))
+    found = attribute_order(shop, order, friend)
+    if found is None:
+        return  # no referral evidence: the late orders/paid has nothing to attribute either
+    advocate_id: int | None = None
+    if found.referral is not None:
+        advocate_id = found.referral.advocate_id
+    elif found.code is not None:
+        advocate_id = found.code.customer_id
+    name, currency = order.get("name"), order.get("currency")
+    insert_once(OrderAttribution(
+        shop_id=shop.id, shopify_order_id=order_id,
+        order_name=name[:64] if isinstance(name, str) else None,
+        referral_code_id=found.code.id if found.code is not None else None,
+        advocate_id=advocate_id, friend_id=friend.id if isinstance(friend, Customer) else None,
+        source=found.source, decision=REJECTED, reason=Reason.ORDER_CANCELLED,
+        evidence={"cancelled_before_paid": True, **found.evidence},
+        subtotal=money(order.get("subtotal_price")), total=money(order.get("total_price")),
+        currency=currency[:3] if isinstance(currency, str) else None,
+        test=bool(order.get("test")),
+    ))
+
+
+def _lock_referral(referral_id: int | None) -> Referral | None:
+    """Return the referral locked for update (PostgreSQL), so concurrent refunds of one order take turns."""
+    if referral_id is None:
+        return None
+    return db.session.scalar(select(Referral).where(Referral.id == referral_id).with_for_update())
+
+
+def _anything_reversed(shop: Shop, order_id: int) -> bool:
+    """Tell whether any of the order's rewards was reversed or voided."""
+    for entry in ledger.earning_entries(shop.id, order_id):
+        points, amount = ledger.remaining(entry)
+        if points < entry.points or amount < entry.amount:
+            return True
+    for hold in ledger.open_holds_for_order(shop.id, order_id):
+        points, amount = ledger.hold_remaining(hold)
+        if points < hold.points or amount < hold.amount:
+            return True
+    return False
