@@ -14,6 +14,8 @@ from referral_plugin.api.auth import current_shop
 from referral_plugin.api.auth import require_api_key
 from referral_plugin.api.ratelimit import add_rate_limit_headers
 from referral_plugin.models import Campaign
+from referral_plugin.referrals.campaigns import is_running
+from referral_plugin.referrals.campaigns import list_campaigns as engine_list_campaigns
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 bp.before_request(require_api_key)
@@ -35,8 +37,6 @@ def iso(value: dt.datetime | None) -> str | None:
 
 def serialize_campaign(campaign: Campaign) -> dict[str, t.Any]:
     """Return a campaign in the API's camelCase shape."""
-    from referral_plugin.referrals.campaigns import is_running
-
     return {
         "token": campaign.token,
         "name": campaign.name,
@@ -57,6 +57,4 @@ def serialize_campaign(campaign: Campaign) -> dict[str, t.Any]:
 @bp.get("/campaigns")
 def list_campaigns() -> Response:
     """List the key's shop's campaigns, the default first."""
-    from referral_plugin.referrals.campaigns import list_campaigns as engine_list_campaigns
-
     return jsonify({"data": [serialize_campaign(c) for c in engine_list_campaigns(current_shop())]})

@@ -29,6 +29,9 @@ from referral_plugin.referrals.customers import find_customers
 from referral_plugin.referrals.customers import get_customer
 from referral_plugin.referrals.customers import mobile_digits
 from referral_plugin.referrals.customers import normalize_email
+from referral_plugin.referrals.ledger import pending_rewards
+from referral_plugin.referrals.ledger import points_balance
+from referral_plugin.referrals.ledger import points_earned
 from referral_plugin.reports import summary as reports
 
 #: Attribution decisions that count as a friend's order with the advocate's code (rejected ones do not).
@@ -137,10 +140,6 @@ def customer_summary(shop: Shop, customer: Customer) -> dict[str, t.Any]:
     - ``invited``/``joined``/``purchased``: this customer's invitations by how far the friend got.
     - ``referrals``: friends bound to this customer, by status; ``pending`` counts those still waiting.
     """
-    from referral_plugin.referrals.ledger import pending_rewards
-    from referral_plugin.referrals.ledger import points_balance
-    from referral_plugin.referrals.ledger import points_earned
-
     redeemed = db.session.scalar(select(func.count()).select_from(OrderAttribution).where(
         OrderAttribution.shop_id == shop.id, OrderAttribution.advocate_id == customer.id,
         OrderAttribution.decision.in_(COUNTED_DECISIONS))) or 0
