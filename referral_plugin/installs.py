@@ -70,7 +70,11 @@ def _install(
     refresh_token: str | None, refresh_token_expires_in: int | None,
 ) -> Shop:
     now = utcnow()
-    shop = get_shop(domain)
+    # Lock the row (PostgreSQL): an app/uninstalled racing this install waits, or is waited for, and the
+    # loser then sees the winner's state; without it the shop could end with a token *and* uninstalled_at.
+    shop = db.session.execute(
+        select(Shop).where(Shop.shopify_domain == domain).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if shop is None:
         shop = Shop(shopify_domain=domain, name=domain.split(".", 1)[0], installed_at=now)
         db.session.add(shop)

@@ -22,6 +22,8 @@ def handle_app_uninstalled(shop: Shop | None, payload: Payload, delivery: Delive
     """Forget the shop's tokens, mark it uninstalled and revoke its API keys; keep its data."""
     if shop is None:
         return
+    # Lock and re-read the row: an install racing this delivery commits first or waits (see installs._install).
+    db.session.refresh(shop, with_for_update=True)
     now = utcnow()
     shop.access_token_ciphertext = None
     shop.access_token_expires_at = None
