@@ -143,13 +143,13 @@ def customer_summary(shop: Shop, customer: Customer) -> dict[str, t.Any]:
     redeemed = db.session.scalar(select(func.count()).select_from(OrderAttribution).where(
         OrderAttribution.shop_id == shop.id, OrderAttribution.advocate_id == customer.id,
         OrderAttribution.decision.in_(COUNTED_DECISIONS))) or 0
-    invitation_counts = dict(db.session.execute(
+    invitation_counts: dict[str, int] = {status: int(count) for status, count in db.session.execute(
         select(Invitation.status, func.count()).where(Invitation.shop_id == shop.id,
                                                       Invitation.advocate_id == customer.id)
-        .group_by(Invitation.status)).tuples().all())
-    referral_counts = dict(db.session.execute(
+        .group_by(Invitation.status))}
+    referral_counts: dict[str, int] = {status: int(count) for status, count in db.session.execute(
         select(Referral.status, func.count()).where(Referral.shop_id == shop.id, Referral.advocate_id == customer.id)
-        .group_by(Referral.status)).tuples().all())
+        .group_by(Referral.status))}
     invited = sum(invitation_counts.values())
     purchased = invitation_counts.get(InvitationStatus.PURCHASED, 0)
     joined = invitation_counts.get(InvitationStatus.JOINED, 0) + purchased
