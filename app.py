@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 from referral_plugin import create_app
 
 app = create_app()
 
 if __name__ == "__main__":
-    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")))
+    from referral_plugin.demo.runner import serve
+
+    serve(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask import current_app
+from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 
@@ -20,6 +21,7 @@ def _migrations_dir() -> str:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command() -> None:
     """Create or upgrade the database schema from the migrations."""
     init_db()

@@ -1,0 +1,79 @@
+"""``python app.py``: prepare the embedded database, seed the demo shop, start the jobs, serve."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import typing as t
+
+from flask import Flask
+
+from referral_plugin.demo.seed import seed_demo
+
+logger = logging.getLogger(__name__)
+
+
+def is_embedded_database(app: Flask) -> bool:
+    """Tell whether the app runs on SQLite, the database ``python app.py`` looks after itself."""
+    return str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite")
+
+
+def prepare_database(app: Flask, echo: t.Callable[[str], None] = print) -> None:
+    """Create or upgrade the schema on the embedded database; elsewhere that is ``flask --app app init-db``."""
+    from referral_plugin.cli import init_db
+
+    if not is_embedded_database(app):
+        echo("Not on the embedded SQLite database: run `flask --app app init-db` to migrate it.")
+        return
+    with app.app_context():
+        init_db()
+
+
+def start_job_consumer(app: Flask, echo: t.Callable[[str], None] = print) -> t.Any:
+    """Start the in-process job consumer when the jobs module offers one."""
+    try:
+        jobs = importlib.import_module("referral_plugin.jobs")
+    except ImportError:
+        return None
+    start = getattr(jobs, "start_inprocess_consumer", None)
+    if start is None:
+        return None
+    consumer = start(app)
+    if consumer is not None:
+        echo("Background jobs run in this process.")
+    return consumer
+
+
+def banner(app: Flask, host: str, port: int, advocate_ids: t.Sequence[int] = ()) -> list[str]:
+    """Return the lines telling a newcomer what to open."""
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    base = f"http://{shown_host}:{port}"
+    lines = [f"referral-plugin is serving on {base}"]
+    if app.config.get("DEMO_MODE"):
+        lines += [
+            "Demo mode (no Shopify credentials set). Open:",
+            f"  demo index        {base}/demo",
+            f"  dashboard         {base}/demo/admin",
+            f"  widget (visitor)  {base}/demo/widget",
+        ]
+        if advocate_ids:
+            lines.append(f"  widget (customer) {base}/demo/widget?customer={advocate_ids[0]}")
+    lines.append(f"  health            {base}/healthz")
+    return lines
+
+
+def serve(app: Flask) -> None:
+    """Run the app the one-command way: schema, demo data, jobs, then the development server."""
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "5000"))
+    prepare_database(app)
+    advocate_ids: list[int] = []
+    if app.config.get("DEMO_MODE"):
+        print("Seeding the demo shop...", flush=True)
+        report = seed_demo(app)
+        advocate_ids = report.advocate_ids
+        print("  " + ", ".join(f"{count} {label}" for label, count in report.counts.items()), flush=True)
+    start_job_consumer(app)
+    print("\n".join(banner(app, host, port, advocate_ids)), flush=True)
+    app.run(host=host, port=port, use_reloader=False)

@@ -1,0 +1,173 @@
+"""Demo mode: the shortcuts exist only for the demo shop without credentials; seeding is idempotent."""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Iterator
+from urllib.parse import parse_qsl
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from sqlalchemy import func
+from sqlalchemy import select
+
+from referral_plugin import create_app
+from referral_plugin.config import DEMO_API_KEY
+from referral_plugin.config import DEMO_API_SECRET
+from referral_plugin.config import DEMO_SHOP_DOMAIN
+from referral_plugin.demo.seed import build_story
+from referral_plugin.demo.seed import seed_demo
+from referral_plugin.extensions import db
+from referral_plugin.models import Click
+from referral_plugin.models import Customer
+from referral_plugin.models import Referral
+from referral_plugin.models import ReferralCode
+from referral_plugin.models import Shop
+from referral_plugin.models import WebhookDelivery
+from referral_plugin.security.signatures import verify_proxy_query
+
+
+@pytest.fixture
+def demo_app(tmp_path: t.Any) -> Iterator[Flask]:
+    """Build an app without Shopify credentials (demo mode) on a fresh SQLite file; no context pushed."""
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.sqlite'}",
+        "HUEY_IMMEDIATE": True,
+        "RATELIMIT_STORAGE_URI": "memory://",
+    })
+    assert app.config["DEMO_MODE"] is True
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _count(app: Flask, model: t.Any, *where: t.Any) -> int:
+    with app.app_context():
+        return int(db.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
+
+
+def test_demo_widget_redirects_to_a_freshly_signed_proxy_url(demo_app: Flask) -> None:
+    """/demo/widget?customer= answers 302 to /proxy/widget with a valid app-proxy signature for that customer."""
+    response = demo_app.test_client().get("/demo/widget?customer=7100000000000")
+    assert response.status_code == 302
+    target = urlsplit(response.headers["Location"])
+    assert target.path == "/proxy/widget"
+    pairs = parse_qsl(target.query, keep_blank_values=True)
+    verify_proxy_query(pairs, DEMO_API_SECRET)
+    assert dict(pairs)["logged_in_customer_id"] == "7100000000000"
+    assert dict(pairs)["shop"] == DEMO_SHOP_DOMAIN
+
+
+def test_demo_widget_without_customer_is_anonymous(demo_app: Flask) -> None:
+    """/demo/widget without a customer signs an anonymous visit (empty logged_in_customer_id)."""
+    response = demo_app.test_client().get("/demo/widget")
+    pairs = dict(parse_qsl(urlsplit(response.headers["Location"]).query, keep_blank_values=True))
+    assert pairs["logged_in_customer_id"] == ""
+
+
+def test_demo_widget_rejects_a_non_numeric_customer(demo_app: Flask) -> None:
+    """A customer that is not a Shopify id is 400, not a signed URL."""
+    assert demo_app.test_client().get("/demo/widget?customer=1%26shop%3Devil").status_code == 400
+
+
+def test_demo_shortcuts_refuse_other_shops(demo_app: Flask) -> None:
+    """Asking a shortcut for any shop but the demo shop is refused."""
+    client = demo_app.test_client()
+    for path in ("/demo/widget", "/demo/admin", "/demo/session-token"):
+        response = client.get(f"{path}?shop=victim.myshopify.com")
+        assert response.status_code == 403, path
+
+
+def test_demo_session_token_is_a_valid_session_token_for_the_demo_shop(demo_app: Flask) -> None:
+    """/demo/session-token returns an HS256 session token the app's own decoder accepts for the demo shop."""
+    session_token = pytest.importorskip("referral_plugin.security.session_token")
+    response = demo_app.test_client().get("/demo/session-token")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    claims = session_token.decode_session_token(response.get_json()["token"], DEMO_API_KEY, DEMO_API_SECRET)
+    assert claims["dest"] == f"https://{DEMO_SHOP_DOMAIN}"
+    assert claims["aud"] == DEMO_API_KEY
+
+
+def test_demo_admin_redirects_with_a_fresh_token(demo_app: Flask) -> None:
+    """/demo/admin answers 302 to /admin with the demo shop and an id_token."""
+    response = demo_app.test_client().get("/demo/admin")
+    assert response.status_code == 302
+    target = urlsplit(response.headers["Location"])
+    query = dict(parse_qsl(target.query))
+    assert target.path == "/admin"
+    assert query["shop"] == DEMO_SHOP_DOMAIN
+    assert query["id_token"].count(".") == 2
+
+
+def test_demo_index_links_the_shortcuts(demo_app: Flask) -> None:
+    """/demo is an HTML page linking the dashboard, the widget and the health check."""
+    response = demo_app.test_client().get("/demo")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    for link in ("/demo/admin", "/demo/widget", "/healthz"):
+        assert link in page
+
+
+@pytest.mark.parametrize("path", ["/demo", "/demo/widget", "/demo/admin", "/demo/session-token"])
+def test_shortcuts_do_not_exist_with_real_credentials(client: t.Any, path: str) -> None:
+    """With real Shopify credentials set, every demo shortcut is 404."""
+    assert client.get(path).status_code == 404
+
+
+def test_story_is_consistent() -> None:
+    """The demo story has 25 customers, 8 advocates, and no friend joins or orders before their advocate."""
+    story = build_story()
+    assert len(story.people) == 25 and len(story.advocates) == 8
+    assert len({p.shopify_id for p in story.people}) == 25
+    first_advocate = max(a.signed_up_days_ago for a in story.advocates)
+    for order in story.orders:
+        assert order.days_ago <= order.buyer.signed_up_days_ago
+        if order.code_of is not None:
+            assert order.days_ago < order.code_of.signed_up_days_ago
+        if order.cancelled_days_ago is not None:
+            assert order.cancelled_days_ago < order.days_ago
+    for friend in story.friends:
+        assert friend.signed_up_days_ago < first_advocate
+    for advocate, _email, _name, days in story.invitations:
+        assert days < advocate.signed_up_days_ago
+    assert sum(len(c) for c in story.clicks.values()) >= 30
+
+
+def test_seeding_goes_through_webhooks_and_is_idempotent(demo_app: Flask) -> None:
+    """Seeding installs the demo shop and sends signed webhooks; a second run adds nothing."""
+    notes: list[str] = []
+    report = seed_demo(demo_app, notes.append)
+    assert report.shop_domain == DEMO_SHOP_DOMAIN
+    with demo_app.app_context():
+        shop = db.session.execute(select(Shop).where(Shop.shopify_domain == DEMO_SHOP_DOMAIN)).scalar_one()
+        assert shop.uninstalled_at is None and shop.access_token_ciphertext is not None
+    signups = _count(demo_app, WebhookDelivery, WebhookDelivery.topic == "customers/create")
+    assert signups == 25
+    before = {model.__name__: _count(demo_app, model) for model in (WebhookDelivery, Customer, Click, Referral)}
+
+    seed_demo(demo_app, notes.append)
+    after = {model.__name__: _count(demo_app, model) for model in (WebhookDelivery, Customer, Click, Referral)}
+    assert after == before
+
+
+def test_seeded_history_is_spread_and_never_precedes_its_code(demo_app: Flask) -> None:
+    """After seeding, clicks and referrals fall within six weeks and never before the code they use."""
+    seed_demo(demo_app, lambda _note: None)
+    with demo_app.app_context():
+        codes = {c.id: c for c in db.session.execute(select(ReferralCode)).scalars()}
+        if not codes:
+            pytest.skip("the engine does not make referral codes yet")
+        clicks = list(db.session.execute(select(Click)).scalars())
+        for click in clicks:
+            assert click.created_at >= codes[click.referral_code_id].created_at
+        for referral in db.session.execute(select(Referral)).scalars():
+            if referral.referral_code_id in codes:
+                assert referral.created_at >= codes[referral.referral_code_id].created_at
+        days = {click.created_at.date() for click in clicks}
+        assert len(days) > 7
