@@ -48,9 +48,12 @@ from sqlalchemy import event
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from referral_plugin.config import parse_bool
 from referral_plugin.extensions import db
+from referral_plugin.security.signatures import verify_webhook
 
 REQUEST_ID_HEADER = "X-Request-Id"
+BENCH_BASELINE_PATH = "/__bench/webhook-baseline"
 #: Incoming ids are echoed into logs and headers, so only harmless characters get through.
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _HEADER_VALUE_RE = re.compile(r"[^A-Za-z0-9._:/@+=-]")
@@ -92,6 +95,10 @@ def register_observability(app: Flask) -> None:
     app.after_request(_finish_request)
     app.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])
     app.add_url_rule("/readyz", "readyz", readyz_view, methods=["GET"])
+    app.config.setdefault("BENCH_BASELINE_ROUTE", os.environ.get("BENCH_BASELINE_ROUTE") or False)
+    if parse_bool(app.config["BENCH_BASELINE_ROUTE"]):
+        # Internal, for bench/run.py only: the cost of answering a webhook without doing its work.
+        app.add_url_rule(BENCH_BASELINE_PATH, "bench_baseline", bench_baseline_view, methods=["POST"])
     _listen_for_ledger_rows()
 
 
@@ -420,3 +427,18 @@ def readyz_view() -> tuple[Response, int]:
     checks = check_readiness()
     ready = all(state == "ok" for state in checks.values())
     return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), 200 if ready else 503
+
+
+# --- Benchmark baseline ----------------------------------------------------------------------------------
+
+
+def bench_baseline_view() -> tuple[Response, int]:
+    """Verify a webhook's HMAC and answer 200, doing nothing else (``BENCH_BASELINE_ROUTE``, never in production)."""
+    body = request.get_data(cache=True)
+    verify_webhook(
+        body,
+        request.headers.get("X-Shopify-Hmac-Sha256"),
+        current_app.config["SHOPIFY_API_SECRET"],
+        current_app.config.get("SHOPIFY_API_SECRET_OLD"),
+    )
+    return jsonify({"status": "ok"}), 200

@@ -176,3 +176,22 @@ def test_readyz_reports_an_unreachable_database(app_config: dict[str, t.Any], tm
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"] == "unreachable"
+
+
+def test_bench_baseline_route_is_off_unless_enabled(client: FlaskClient) -> None:
+    """The benchmark's baseline route does not exist in a normal app."""
+    assert client.post(observability.BENCH_BASELINE_PATH, data=b"{}").status_code == 404
+
+
+def test_bench_baseline_route_only_verifies_the_hmac(app_config: dict[str, t.Any]) -> None:
+    """With BENCH_BASELINE_ROUTE on, a signed body gets 200 and a badly signed one 401, nothing stored."""
+    from tests.shopify_actions import webhook_hmac
+
+    client = create_app({**app_config, "BENCH_BASELINE_ROUTE": True}).test_client()
+    body = b'{"id": 1}'
+    good = client.post(
+        observability.BENCH_BASELINE_PATH, data=body, headers={"X-Shopify-Hmac-Sha256": webhook_hmac(body)}
+    )
+    bad = client.post(observability.BENCH_BASELINE_PATH, data=body, headers={"X-Shopify-Hmac-Sha256": "AAAA"})
+    assert good.status_code == 200
+    assert bad.status_code == 401
