@@ -21,6 +21,7 @@ from sqlalchemy import cast
 from sqlalchemy import distinct
 from sqlalchemy import extract
 from sqlalchemy import func
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -59,6 +60,8 @@ VALUE_ENTRY_TYPES = (EntryType.GRANT.value, EntryType.RELEASE.value, EntryType.R
 #: Ledger rows that mean a reward reached a customer.
 REWARDED_ENTRY_TYPES = (EntryType.GRANT.value, EntryType.RELEASE.value)
 TOP_ADVOCATES = 5
+#: The engine's reason on a friend's discount that was the referral code itself: ``amount`` is money taken off.
+APPLIED_AT_CHECKOUT = "APPLIED_AT_CHECKOUT"
 
 
 def shop_zone(shop: Shop) -> ZoneInfo:
@@ -176,7 +179,8 @@ def shop_summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
     - ``couponsIssued``: discount codes created in Shopify (``issue`` ledger rows).
     - ``conversionRate``: ``referredOrders / clicks`` (0 without clicks); ``signupRate``: ``signups / clicks``.
     - ``rewardsCost``: ``pointsAwarded x shop.point_value`` plus the value of fixed-amount discounts given
-      (net of reversals) plus percentage discounts valued at their rate of the referred order's subtotal.
+      and of codes applied at checkout (net of reversals), plus percentage discounts valued at their
+      rate of the referred order's subtotal (an estimate: the friend has not spent them yet).
     - ``roi``: ``(referralRevenue - rewardsCost) / rewardsCost``; None when nothing was spent.
     - ``funnel``: clicks, signups, first orders (= referredOrders), referrals rewarded (distinct referrals
       with a grant or release in range), referrals reversed (distinct referrals with a reversal in range).
@@ -236,8 +240,9 @@ def shop_summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
 
     fixed_discounts = Decimal(0)
     ledger_bucket = _bucket(LedgerEntry.created_at, seconds)
-    for value, entry_type, kind, points, amount, count in db.session.execute(
-        select(ledger_bucket, LedgerEntry.entry_type, LedgerEntry.reward_kind, func.sum(LedgerEntry.points),
+    applied = (LedgerEntry.reason == APPLIED_AT_CHECKOUT).label("applied")
+    for value, entry_type, kind, is_applied, points, amount, count in db.session.execute(
+        select(ledger_bucket, LedgerEntry.entry_type, LedgerEntry.reward_kind, applied, func.sum(LedgerEntry.points),
                func.sum(LedgerEntry.amount), func.count())
         .where(
             LedgerEntry.shop_id == shop.id,
@@ -245,14 +250,15 @@ def shop_summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
             LedgerEntry.created_at < high,
             LedgerEntry.entry_type.in_((*VALUE_ENTRY_TYPES, EntryType.ISSUE.value)),
         )
-        .group_by(ledger_bucket, LedgerEntry.entry_type, LedgerEntry.reward_kind)
+        .group_by(ledger_bucket, LedgerEntry.entry_type, LedgerEntry.reward_kind, applied)
     ):
         day = series[days.day(value)]
         if entry_type == EntryType.ISSUE:
             day["couponsIssued"] += int(count)
         elif kind == RewardKind.POINTS:
             day["pointsAwarded"] += int(points or 0)
-        elif kind == RewardKind.FIXED_AMOUNT:
+        elif kind == RewardKind.FIXED_AMOUNT or is_applied:
+            # A code used at checkout records the money it took off, whatever its kind.
             fixed_discounts += _money(amount)
 
     percent_discounts = _money(db.session.execute(
@@ -264,6 +270,7 @@ def shop_summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
             LedgerEntry.created_at < high,
             LedgerEntry.entry_type.in_(VALUE_ENTRY_TYPES),
             LedgerEntry.reward_kind == RewardKind.PERCENTAGE.value,
+            or_(LedgerEntry.reason.is_(None), LedgerEntry.reason != APPLIED_AT_CHECKOUT),
         )
     ).scalar())
 

@@ -1,0 +1,105 @@
+"""The per-day chart as inline SVG, drawn on the server: no chart library, no network, no JavaScript.
+
+Light bars are link clicks, dark bars referred orders, the line friends signed up. Every day is a
+group with a ``<title>`` (a tooltip and what screen readers announce), and the page also offers the
+same numbers as a table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+from markupsafe import Markup
+from markupsafe import escape
+
+WIDTH = 720
+HEIGHT = 240
+PAD_LEFT = 44
+PAD_RIGHT = 12
+PAD_TOP = 14
+PAD_BOTTOM = 30
+
+
+def _nice_max(value: int) -> int:
+    """Round the y-axis top up to 1, 2 or 5 times a power of ten."""
+    if value <= 4:
+        return 4
+    magnitude = 1
+    while magnitude * 10 <= value:
+        magnitude *= 10
+    for step in (1, 2, 5, 10):
+        if step * magnitude >= value:
+            return step * magnitude
+    return 10 * magnitude  # pragma: no cover
+
+
+def _label(day: dt.date) -> str:
+    return f"{day.strftime('%b')} {day.day}"
+
+
+def day_title(row: t.Mapping[str, t.Any], currency: str) -> str:
+    """Return one day's numbers as a sentence."""
+    day = dt.date.fromisoformat(row["date"])
+    orders = row["referredOrders"]
+    return (f"{_label(day)}: {row['clicks']} clicks, {row['signups']} signups, "
+            f"{orders} referred order{'s' if orders != 1 else ''}, "
+            f"{row['referralRevenue']:.2f} {currency} revenue")
+
+
+def series_svg(series: t.Sequence[t.Mapping[str, t.Any]], currency: str) -> Markup:
+    """Return the chart of a summary's ``series`` as an accessible inline ``<svg>``."""
+    days = len(series)
+    top = _nice_max(max([max(row["clicks"], row["signups"], row["referredOrders"]) for row in series] or [0]))
+    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
+    plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
+    slot = plot_w / max(days, 1)
+    bar = max(slot * 0.7, 1.0)
+
+    def y(value: float) -> float:
+        return PAD_TOP + plot_h - (value / top) * plot_h
+
+    total_clicks = sum(row["clicks"] for row in series)
+    total_orders = sum(row["referredOrders"] for row in series)
+    total_signups = sum(row["signups"] for row in series)
+    first = series[0]["date"] if series else ""
+    last = series[-1]["date"] if series else ""
+    summary = (f"Daily referral activity from {first} to {last}: {total_clicks} clicks, "
+               f"{total_signups} signups and {total_orders} referred orders.")
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title chart-desc" '
+        f'preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">',
+        '<title id="chart-title">Referral activity per day</title>',
+        f'<desc id="chart-desc">{escape(summary)}</desc>',
+    ]
+    for fraction in (0, 0.5, 1):
+        value = top * fraction
+        parts.append(f'<line class="grid" x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y(value):.1f}" '
+                     f'y2="{y(value):.1f}"/>')
+        parts.append(f'<text class="axis" x="{PAD_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">'
+                     f'{value:g}</text>')
+    points = []
+    for index, row in enumerate(series):
+        x = PAD_LEFT + index * slot + (slot - bar) / 2
+        title = escape(day_title(row, currency))
+        parts.append(f'<g class="day" tabindex="0" aria-label="{title}"><title>{title}</title>')
+        parts.append(f'<rect class="hit" x="{PAD_LEFT + index * slot:.1f}" y="{PAD_TOP}" width="{slot:.1f}" '
+                     f'height="{plot_h}"/>')
+        if row["clicks"]:
+            parts.append(f'<rect class="clicks" x="{x:.1f}" y="{y(row["clicks"]):.1f}" width="{bar:.1f}" '
+                         f'height="{y(0) - y(row["clicks"]):.1f}" rx="1.5"/>')
+        if row["referredOrders"]:
+            inner = bar * 0.5
+            parts.append(f'<rect class="orders" x="{x + (bar - inner) / 2:.1f}" y="{y(row["referredOrders"]):.1f}" '
+                         f'width="{inner:.1f}" height="{y(0) - y(row["referredOrders"]):.1f}" rx="1.5"/>')
+        parts.append("</g>")
+        points.append(f"{PAD_LEFT + index * slot + slot / 2:.1f},{y(row['signups']):.1f}")
+    if points:
+        parts.append(f'<polyline class="signups" points="{" ".join(points)}" aria-hidden="true"/>')
+    step = max(1, days // 6)
+    for index in range(0, days, step):
+        day = dt.date.fromisoformat(series[index]["date"])
+        parts.append(f'<text class="axis" x="{PAD_LEFT + index * slot + slot / 2:.1f}" y="{HEIGHT - 10}" '
+                     f'text-anchor="middle">{escape(_label(day))}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -1,0 +1,296 @@
+"""The referral log and a referral's full story: who, how it was attributed, what was decided and paid."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import typing as t
+from decimal import Decimal
+
+from sqlalchemy import Select
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+
+from referral_plugin.errors import NotFound
+from referral_plugin.errors import ValidationError
+from referral_plugin.extensions import db
+from referral_plugin.models import AuditEvent
+from referral_plugin.models import Customer
+from referral_plugin.models import EntryType
+from referral_plugin.models import LedgerEntry
+from referral_plugin.models import OrderAttribution
+from referral_plugin.models import Referral
+from referral_plugin.models import ReferralCode
+from referral_plugin.models import ReferralStatus
+from referral_plugin.models import Shop
+from referral_plugin.reports.summary import mask_email
+from referral_plugin.reports.summary import shop_zone
+from referral_plugin.reports.summary import utc_bounds
+
+PAGE_SIZE = 25
+Advocate = aliased(Customer, name="advocate")
+Friend = aliased(Customer, name="friend")
+
+#: Plain words for each status, for merchants.
+STATUS_LABELS: dict[str, str] = {
+    ReferralStatus.PENDING: "Waiting for first order",
+    ReferralStatus.HELD: "Held",
+    ReferralStatus.REWARDED: "Rewarded",
+    ReferralStatus.REJECTED: "Not rewarded",
+    ReferralStatus.REVERSED: "Reversed",
+    ReferralStatus.PARTIALLY_REVERSED: "Partly reversed",
+}
+
+#: Where a friend was tied to an advocate, in plain words.
+SOURCE_LABELS: dict[str, str] = {
+    "discount_code": "Used the code at checkout",
+    "cart_attribute": "Came through the invite link",
+    "landing_site": "Landed from the invite link",
+    "invitation": "Invited by email or SMS",
+    "customer_note": "Wrote the code in the order note",
+    "link": "Came through the invite link",
+    "email": "Invited email matched",
+    "manual": "Linked by hand",
+}
+
+
+def describe_reason(code: str | None) -> str:
+    """Return the reason code in plain words (the engine's vocabulary), or an empty string."""
+    if not code:
+        return ""
+    try:
+        from referral_plugin.referrals.reasons import describe
+    except ImportError:  # pragma: no cover - the engine ships the vocabulary
+        return code
+    return describe(code)
+
+
+@dataclasses.dataclass(frozen=True)
+class LogFilters:
+    """What the merchant asked the log for."""
+
+    status: str | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    query: str | None = None
+    page: int = 1
+
+    @classmethod
+    def parse(cls, args: t.Mapping[str, str]) -> LogFilters:
+        """Read filters from query-string values; bad values raise ``ValidationError``."""
+        status = (args.get("status") or "").strip() or None
+        if status is not None and status not in STATUS_LABELS:
+            raise ValidationError("Unknown status.", code="INVALID_STATUS", field="status")
+        dates: dict[str, dt.date | None] = {}
+        for field in ("start", "end"):
+            raw = (args.get(field) or "").strip()
+            try:
+                dates[field] = dt.date.fromisoformat(raw) if raw else None
+            except ValueError:
+                raise ValidationError(f"{field} must be a date written YYYY-MM-DD.", code="INVALID_DATE",
+                                      field=field) from None
+        try:
+            page = max(1, int(args.get("page") or 1))
+        except ValueError:
+            raise ValidationError("page must be a number.", code="INVALID_PAGE", field="page") from None
+        query = (args.get("q") or "").strip()[:320] or None
+        return cls(status=status, start=dates["start"], end=dates["end"], query=query, page=page)
+
+
+@dataclasses.dataclass
+class LogRow:
+    """One line of the referral log."""
+
+    referral: Referral
+    advocate_name: str
+    advocate_email: str | None
+    friend_email: str | None
+    code: str | None
+    status_label: str
+    reason_text: str
+    source_label: str
+    points: int = 0
+    discounts: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class LogPage:
+    """A page of the log."""
+
+    rows: list[LogRow]
+    total: int
+    page: int
+    pages: int
+
+
+def _filtered(shop: Shop, filters: LogFilters) -> Select[Referral, Customer, Customer, str]:
+    query = (
+        select(Referral, Advocate, Friend, ReferralCode.code)
+        .join(Advocate, Advocate.id == Referral.advocate_id)
+        .outerjoin(Friend, Friend.id == Referral.friend_id)
+        .outerjoin(ReferralCode, ReferralCode.id == Referral.referral_code_id)
+        .where(Referral.shop_id == shop.id)
+    )
+    if filters.status:
+        query = query.where(Referral.status == filters.status)
+    if filters.start or filters.end:
+        zone = shop_zone(shop)
+        low, high = utc_bounds(zone, filters.start or dt.date(2000, 1, 1), filters.end or dt.date(2999, 12, 30))
+        query = query.where(Referral.created_at >= low, Referral.created_at < high)
+    if filters.query:
+        needle = filters.query.lower()
+        if "@" in needle:
+            query = query.where(or_(func.lower(Friend.email) == needle, func.lower(Advocate.email) == needle,
+                                    Friend.email_canonical == needle, Advocate.email_canonical == needle))
+        else:
+            query = query.where(or_(ReferralCode.code == needle.upper(), Referral.order_name == filters.query,
+                                    Referral.order_name == f"#{filters.query.lstrip('#')}"))
+    return query
+
+
+def list_referrals(shop: Shop, filters: LogFilters) -> LogPage:
+    """Return one page of the shop's referrals, newest first, with their rewards."""
+    base = _filtered(shop, filters)
+    total = db.session.execute(select(func.count()).select_from(base.order_by(None).subquery())).scalar_one()
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(filters.page, pages)
+    results = db.session.execute(
+        base.order_by(Referral.created_at.desc(), Referral.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).all()
+    rows = [_row(referral, advocate, friend, code) for referral, advocate, friend, code in results]
+    _attach_rewards(shop, rows)
+    return LogPage(rows=rows, total=total, page=page, pages=pages)
+
+
+def _row(referral: Referral, advocate: Customer, friend: Customer | None, code: str | None) -> LogRow:
+    return LogRow(
+        referral=referral,
+        advocate_name=advocate.display_name if not advocate.redacted_at else "Redacted customer",
+        advocate_email=mask_email(advocate.email),
+        friend_email=mask_email(friend.email) if friend else None,
+        code=code,
+        status_label=STATUS_LABELS.get(referral.status, referral.status),
+        reason_text=describe_reason(referral.reason),
+        source_label=SOURCE_LABELS.get(referral.source, referral.source.replace("_", " ")),
+    )
+
+
+def _attach_rewards(shop: Shop, rows: list[LogRow]) -> None:
+    """Fill each row's net points and discount codes in one query for the page."""
+    by_id = {row.referral.id: row for row in rows}
+    if not by_id:
+        return
+    for referral_id, entry_type, points, code in db.session.execute(
+        select(LedgerEntry.referral_id, LedgerEntry.entry_type, LedgerEntry.points, LedgerEntry.discount_code)
+        .where(LedgerEntry.shop_id == shop.id, LedgerEntry.referral_id.in_(by_id))
+    ):
+        row = by_id[t.cast(int, referral_id)]
+        if entry_type in (EntryType.GRANT, EntryType.RELEASE, EntryType.REVERSAL):
+            row.points += int(points or 0)
+        if code and code not in row.discounts:
+            row.discounts.append(code)
+
+
+@dataclasses.dataclass
+class ReferralStory:
+    """Everything known about one referral."""
+
+    row: LogRow
+    advocate: Customer
+    friend: Customer | None
+    attributions: list[OrderAttribution]
+    ledger: list[LedgerEntry]
+    audit: list[AuditEvent]
+
+
+def referral_story(shop: Shop, referral_id: int) -> ReferralStory:
+    """Return one referral of the shop with its attributions, ledger history and audit trail.
+
+    :raise NotFound: when the shop has no such referral.
+    """
+    found = db.session.execute(
+        _filtered(shop, LogFilters()).where(Referral.id == referral_id)
+    ).first()
+    if found is None:
+        raise NotFound("No such referral in this shop.")
+    referral, advocate, friend, code = found
+    row = _row(referral, advocate, friend, code)
+    _attach_rewards(shop, [row])
+    attributions = list(db.session.scalars(
+        select(OrderAttribution)
+        .where(OrderAttribution.shop_id == shop.id, OrderAttribution.referral_id == referral.id)
+        .order_by(OrderAttribution.created_at, OrderAttribution.id)
+    ))
+    ledger = list(db.session.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.shop_id == shop.id, LedgerEntry.referral_id == referral.id)
+        .order_by(LedgerEntry.created_at, LedgerEntry.id)
+    ))
+    audit = list(db.session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.shop_id == shop.id, AuditEvent.subject_type == "referral",
+               AuditEvent.subject_id == referral.id)
+        .order_by(AuditEvent.created_at, AuditEvent.id)
+    ))
+    return ReferralStory(row=row, advocate=advocate, friend=friend, attributions=attributions, ledger=ledger,
+                         audit=audit)
+
+
+@dataclasses.dataclass
+class ReviewItem:
+    """A held referral waiting for the merchant, with its evidence."""
+
+    row: LogRow
+    evidence: dict[str, t.Any]
+    attribution: OrderAttribution | None
+    held_points: int
+    held_amount: Decimal
+
+
+def review_queue(shop: Shop, limit: int = 200) -> list[ReviewItem]:
+    """Return the shop's held referrals, oldest first (the ones nearest auto-release on top)."""
+    results = db.session.execute(
+        _filtered(shop, LogFilters(status=ReferralStatus.HELD))
+        .order_by(Referral.hold_until.is_(None), Referral.hold_until, Referral.created_at, Referral.id)
+        .limit(limit)
+    ).all()
+    rows = [_row(referral, advocate, friend, code) for referral, advocate, friend, code in results]
+    ids = [row.referral.id for row in rows]
+    attributions: dict[int, OrderAttribution] = {}
+    holds: dict[int, tuple[int, Decimal]] = {}
+    if ids:
+        for found in db.session.scalars(
+            select(OrderAttribution).where(OrderAttribution.shop_id == shop.id, OrderAttribution.referral_id.in_(ids))
+        ):
+            if found.referral_id is not None:
+                attributions[found.referral_id] = found
+        for referral_id, points, amount in db.session.execute(
+            select(LedgerEntry.referral_id, func.sum(LedgerEntry.points), func.sum(LedgerEntry.amount))
+            .where(LedgerEntry.shop_id == shop.id, LedgerEntry.referral_id.in_(ids),
+                   LedgerEntry.entry_type == EntryType.HOLD.value)
+            .group_by(LedgerEntry.referral_id)
+        ):
+            holds[t.cast(int, referral_id)] = (int(points or 0), Decimal(amount or 0))
+    items = []
+    for row in rows:
+        matched = attributions.get(row.referral.id)
+        evidence = dict(row.referral.evidence or {})
+        if matched is not None and matched.evidence:
+            evidence = {**matched.evidence, **evidence}
+        points, amount = holds.get(row.referral.id, (0, Decimal(0)))
+        items.append(ReviewItem(row=row, evidence=evidence, attribution=matched, held_points=points,
+                                held_amount=amount))
+    return items
+
+
+def held_referrals(shop: Shop, ids: t.Iterable[int]) -> list[Referral]:
+    """Return the shop's held referrals among ``ids`` (others' and decided ones are left out)."""
+    wanted = {int(i) for i in ids}
+    if not wanted:
+        return []
+    return list(db.session.scalars(
+        select(Referral).where(Referral.shop_id == shop.id, Referral.id.in_(wanted),
+                               Referral.status == ReferralStatus.HELD.value).order_by(Referral.id)
+    ))
