@@ -74,7 +74,7 @@ def add_rate_limit_headers(response: Response) -> Response:
     if current is None:
         return response
     try:
-        reset_in = max(0, math.ceil(current.reset_at - time.time()))
+        reset_in = max(0, math.ceil(current.window[0] - time.time()))
         amount = current.limit.amount
         response.headers["RateLimit-Limit"] = str(amount)
         response.headers["RateLimit-Remaining"] = str(max(0, current.remaining))
