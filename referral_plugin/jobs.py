@@ -34,6 +34,7 @@ from huey import SqliteHuey
 from huey import crontab
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import SessionTransaction
 
 from referral_plugin.errors import ShopifyAPIError
 from referral_plugin.errors import ShopifyUnauthorized
@@ -193,12 +194,17 @@ def get_queue(app: Flask | None = None) -> JobQueue:
 
 
 def enqueue_after_commit(name: str, *args: t.Any, **kwargs: t.Any) -> None:
-    """Enqueue job ``name`` once the current session commits; forget it if the session rolls back."""
+    """Enqueue job ``name`` once the current session commits; forget it if the session rolls back.
+
+    Savepoints are honoured: a job scheduled inside a savepoint that rolls back is dropped, one
+    scheduled inside a savepoint that is released waits for the outer commit.
+    """
     from referral_plugin.extensions import db
 
     queue = get_queue()
     session = db.session()
-    session.info.setdefault(_PENDING_KEY, []).append((queue, name, args, kwargs))
+    transaction = session.get_nested_transaction() or session.get_transaction() or session.begin()
+    session.info.setdefault(_PENDING_KEY, []).append(_Pending(transaction, queue, name, args, kwargs))
 
 
 def enqueue_now(name: str, *args: t.Any, **kwargs: t.Any) -> None:
@@ -226,18 +232,51 @@ def schedule_email(kind: str, **ids: t.Any) -> None:
     enqueue_after_commit("mail.send", kind, dict(ids))
 
 
+@dataclasses.dataclass
+class _Pending:
+    """A job waiting for the transaction it was scheduled in (and that one's parents) to commit."""
+
+    transaction: SessionTransaction
+    queue: JobQueue
+    name: str
+    args: tuple[t.Any, ...]
+    kwargs: dict[str, t.Any]
+
+
 def _after_commit(session: Session) -> None:
-    pending = session.info.pop(_PENDING_KEY, None)
-    for queue, name, args, kwargs in pending or ():
+    pending: list[_Pending] = session.info.get(_PENDING_KEY) or []
+    if not pending:
+        return
+    nested = session.get_nested_transaction() if session.in_nested_transaction() else None
+    if nested is not None:
+        # A savepoint was released: its jobs now wait for the enclosing transaction.
+        for job_ in pending:
+            if job_.transaction is nested and nested.parent is not None:
+                job_.transaction = nested.parent
+        return
+    session.info.pop(_PENDING_KEY, None)
+    for job_ in pending:
         try:
-            queue.enqueue(name, *args, **kwargs)
+            job_.queue.enqueue(job_.name, *job_.args, **job_.kwargs)
         except Exception:
             # The rows are committed; the sweeper re-queues whatever did not make it into the queue.
-            logger.exception("could not enqueue job %s", name)
+            logger.exception("could not enqueue job %s", job_.name)
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    pending: list[_Pending] = session.info.get(_PENDING_KEY) or []
+    if not pending:
+        return
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING_KEY, None)
+        return
+    session.info[_PENDING_KEY] = [job_ for job_ in pending if job_.transaction is not previous_transaction]
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        # The outermost transaction ended without a commit (e.g. the session closed): nothing to run.
+        session.info.pop(_PENDING_KEY, None)
 
 
 _listen_lock = threading.Lock()
@@ -247,7 +286,8 @@ def _listen_to_sessions() -> None:
     with _listen_lock:
         if not event.contains(Session, "after_commit", _after_commit):
             event.listen(Session, "after_commit", _after_commit)
-            event.listen(Session, "after_rollback", _after_rollback)
+            event.listen(Session, "after_soft_rollback", _after_soft_rollback)
+            event.listen(Session, "after_transaction_end", _after_transaction_end)
 
 
 def create_consumer(app: Flask, workers: int = 1, periodic: bool = True) -> t.Any:

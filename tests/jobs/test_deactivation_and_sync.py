@@ -1,0 +1,170 @@
+"""Taking reward codes back in Shopify, and making advocates' referral codes live discounts for friends."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import responses as responses_lib
+from flask import Flask
+from sqlalchemy import select
+
+from referral_plugin.extensions import db
+from referral_plugin.models import AuditEvent
+from referral_plugin.models import Campaign
+from referral_plugin.models import Customer
+from referral_plugin.models import EntryType
+from referral_plugin.models import LedgerEntry
+from referral_plugin.models import ReferralCode
+from referral_plugin.models import RewardKind
+from referral_plugin.models import Shop
+from referral_plugin.models import utcnow
+from referral_plugin.referrals.codes import get_or_create_code
+from referral_plugin.rewards import schedule_code_discount_sync
+from referral_plugin.rewards import schedule_discount_deactivation
+from referral_plugin.rewards import schedule_discount_issue
+from referral_plugin.rewards.discounts import DEACTIVATED
+from tests.jobs.conftest import GrantFactory
+from tests.jobs.conftest import created
+from tests.jobs.conftest import graphql_url
+from tests.jobs.conftest import sent_bodies
+from tests.jobs.conftest import user_errors
+
+NODE = "gid://shopify/DiscountCodeNode/501"
+
+
+def deactivated() -> dict[str, object]:
+    """Return Shopify's answer to a successful ``discountCodeDeactivate``."""
+    return {"data": {"discountCodeDeactivate": {"codeDiscountNode": {"id": NODE}, "userErrors": []}}}
+
+
+def reverse(grant: LedgerEntry) -> LedgerEntry:
+    """Write the reversal of a whole grant, as the engine does on a cancelled order."""
+    reversal = LedgerEntry(
+        shop_id=grant.shop_id, customer_id=grant.customer_id, campaign_id=grant.campaign_id,
+        entry_type=EntryType.REVERSAL, side=grant.side, reward_kind=grant.reward_kind, amount=-grant.amount,
+        related_entry_id=grant.id, idempotency_key=f"reversal:cancel:{grant.id}", reason="ORDER_CANCELLED",
+    )
+    db.session.add(reversal)
+    db.session.flush()
+    return reversal
+
+
+def test_reversed_grant_code_is_deactivated_once(app: Flask, make_grant: GrantFactory,
+                                                 mocked_responses: responses_lib.RequestsMock) -> None:
+    """After a reversal the issued code is deactivated in Shopify and audited; a repeat calls nobody."""
+    url = graphql_url(app)
+    mocked_responses.post(url, json=created(NODE))
+    mocked_responses.post(url, json=deactivated())
+    grant = make_grant(commit=False)
+    schedule_discount_issue(grant.id)
+    db.session.commit()
+
+    reversal = reverse(grant)
+    schedule_discount_deactivation(reversal.id)
+    db.session.commit()
+    schedule_discount_deactivation(grant.id)
+    db.session.commit()
+
+    bodies = sent_bodies(mocked_responses)
+    assert len(bodies) == 2
+    assert "discountCodeDeactivate" in bodies[1]["query"] and bodies[1]["variables"] == {"id": NODE}
+    [audit] = db.session.execute(select(AuditEvent).where(AuditEvent.action == DEACTIVATED)).scalars()
+    assert audit.details is not None and audit.details["discount_node_id"] == NODE
+
+
+def test_deactivating_a_never_issued_grant_calls_nobody(app: Flask, make_grant: GrantFactory,
+                                                        mocked_responses: responses_lib.RequestsMock) -> None:
+    """A grant reversed before it was issued has no code in Shopify to take back."""
+    grant = make_grant()
+    schedule_discount_deactivation(reverse(grant).id)
+    db.session.commit()
+    assert len(mocked_responses.calls) == 0
+
+
+def test_deactivation_refused_is_audited(app: Flask, make_grant: GrantFactory,
+                                         mocked_responses: responses_lib.RequestsMock) -> None:
+    """A refused deactivation is recorded with Shopify's errors instead of vanishing."""
+    url = graphql_url(app)
+    mocked_responses.post(url, json=created(NODE))
+    mocked_responses.post(url, json=user_errors({"field": ["id"], "code": "INVALID", "message": "Discount gone"},
+                                                root="discountCodeDeactivate"))
+    grant = make_grant(commit=False)
+    schedule_discount_issue(grant.id)
+    db.session.commit()
+    schedule_discount_deactivation(grant.id)
+    db.session.commit()
+    actions = list(db.session.execute(select(AuditEvent.action)).scalars())
+    assert actions == ["discount_deactivate_failed"]
+
+
+def friend_discount_campaign(campaign: Campaign) -> Campaign:
+    """Turn the campaign's friend reward into 15 % off a first order of at least 40."""
+    campaign.friend_reward_kind = RewardKind.PERCENTAGE
+    campaign.friend_reward_value = Decimal(15)
+    campaign.min_order_subtotal = Decimal(40)
+    db.session.commit()
+    return campaign
+
+
+def test_new_code_becomes_a_live_discount_for_friends(
+    app: Flask, shop: Shop, campaign: Campaign, advocate: Customer, mocked_responses: responses_lib.RequestsMock
+) -> None:
+    """With a discount as the friend reward, the advocate's code is created in Shopify for everyone, once each."""
+    mocked_responses.post(graphql_url(app), json=created("gid://shopify/DiscountCodeNode/900"))
+    friend_discount_campaign(campaign)
+    code = get_or_create_code(shop, advocate, campaign)
+    db.session.commit()
+
+    db.session.refresh(code)
+    assert code.discount_node_id == "gid://shopify/DiscountCodeNode/900"
+    [body] = sent_bodies(mocked_responses)
+    data = body["variables"]["d"]
+    assert data["code"] == code.code
+    assert data["context"] == {"all": "ALL"}
+    assert data["appliesOncePerCustomer"] is True
+    assert "usageLimit" not in data
+    assert data["customerGets"]["value"] == {"percentage": 0.15}
+    assert data["minimumRequirement"] == {"subtotal": {"greaterThanOrEqualToSubtotal": "40.00"}}
+
+
+def test_code_sync_adopts_an_existing_discount_then_updates_it(
+    app: Flask, shop: Shop, campaign: Campaign, advocate: Customer, mocked_responses: responses_lib.RequestsMock
+) -> None:
+    """A code already in Shopify is looked up and linked; the next sync updates that discount instead."""
+    url = graphql_url(app)
+    mocked_responses.post(url, json=user_errors({"field": ["basicCodeDiscount", "code"], "code": "TAKEN",
+                                                 "message": "Code must be unique."}))
+    mocked_responses.post(url, json={"data": {"codeDiscountNodeByCode": {"id": "gid://shopify/DiscountCodeNode/3"}}})
+    mocked_responses.post(url, json={"data": {"discountCodeBasicUpdate": {
+        "codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/3"}, "userErrors": []}}})
+    friend_discount_campaign(campaign)
+    code = get_or_create_code(shop, advocate, campaign)
+    db.session.commit()
+    schedule_code_discount_sync(code.id)
+    db.session.commit()
+
+    db.session.refresh(code)
+    assert code.discount_node_id == "gid://shopify/DiscountCodeNode/3"
+    update = sent_bodies(mocked_responses)[2]
+    assert "discountCodeBasicUpdate" in update["query"]
+    assert update["variables"]["id"] == "gid://shopify/DiscountCodeNode/3"
+
+
+def test_retired_code_is_taken_down(
+    app: Flask, shop: Shop, campaign: Campaign, advocate: Customer, mocked_responses: responses_lib.RequestsMock
+) -> None:
+    """A retired code that was live is deactivated and unlinked; a points-only code is left alone."""
+    code = get_or_create_code(shop, advocate, campaign)
+    db.session.commit()
+    schedule_code_discount_sync(code.id)  # friend reward is points: nothing to do
+    db.session.commit()
+    assert len(mocked_responses.calls) == 0
+
+    mocked_responses.post(graphql_url(app), json=deactivated())
+    code.discount_node_id = NODE
+    code.retired_at = utcnow()
+    schedule_code_discount_sync(code.id)
+    db.session.commit()
+
+    assert db.session.execute(select(ReferralCode.discount_node_id)).scalar_one() is None
+    assert sent_bodies(mocked_responses)[0]["variables"] == {"id": NODE}
