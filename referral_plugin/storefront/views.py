@@ -142,7 +142,7 @@ def invitations() -> Response | tuple[Response, int]:
     return _no_store(jsonify(outcome))
 
 
-@bp.get("/r/<path:code>")
+@bp.get("/r/<path:code>", merge_slashes=False)
 def landing(code: str) -> WerkzeugResponse:
     """Count an invite-link click and send the visitor to the shop with the offer applied."""
     ctx = _proxy()

@@ -158,13 +158,14 @@ def _progress(shop: Shop, customer: Customer) -> dict[str, t.Any]:
             Invitation.shop_id == shop.id, Invitation.advocate_id == customer.id
         )
     ) or 0
-    by_status = dict(
-        db.session.execute(
+    by_status: dict[str, int] = {
+        status: int(count)
+        for status, count in db.session.execute(
             sa.select(Referral.status, sa.func.count(Referral.id))
             .where(Referral.shop_id == shop.id, Referral.advocate_id == customer.id)
             .group_by(Referral.status)
-        ).tuples()
-    )
+        )
+    }
     joined = sum(by_status.values())
     purchased = sum(count for status, count in by_status.items() if status in _PURCHASED)
     not_credited = sum(count for status, count in by_status.items() if status in _NOT_CREDITED)
@@ -176,7 +177,7 @@ def _progress(shop: Shop, customer: Customer) -> dict[str, t.Any]:
         .where(Referral.shop_id == shop.id, Referral.advocate_id == customer.id)
         .order_by(Referral.created_at.desc(), Referral.id.desc())
         .limit(FRIENDS_SHOWN)
-    ).tuples().all()
+    ).all()
     friends: list[dict[str, t.Any]] = []
     for referral, friend in rows:
         friends.append({

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from referral_plugin.errors import InvalidSignature
 from referral_plugin.errors import StaleRequest
@@ -85,11 +86,11 @@ def _base(customer: str = "", *, shop: str = SHOP, timestamp: int | None = None)
     ]
 
 
-def _assert_refused(response: object, status: int = 401) -> None:
-    assert getattr(response, "status_code") == status
-    body = getattr(response, "get_json")()
+def _assert_refused(response: TestResponse, status: int = 401) -> None:
+    assert response.status_code == status
+    body = response.get_json()
     assert body is not None and "error" in body
-    text = getattr(response, "get_data")(as_text=True)
+    text = response.get_data(as_text=True)
     assert "inviteLink" not in text and "rp-widget" not in text
 
 
