@@ -64,6 +64,16 @@ def test_admin_hmac_python_vector_with_ampersand_and_equals() -> None:
     verify_admin_query(pairs, "secret", tolerance=None)
 
 
+def test_admin_hmac_python_vector_with_list_values() -> None:
+    """shopify_python_api's ``ids[]`` vector (signed as ``ids=["2", "1"]``) verifies; reordering breaks it."""
+    digest = "b93b9f82996f6f8bf9f1b7bbddec284c8fabacdc4e12dc80550b4705f3003b1e"
+    pairs = parse_query(f"shop=some-shop.myshopify.com&ids[]=2&ids[]=1&hmac={digest}")
+    verify_admin_query(pairs, "hush", tolerance=None)
+    with pytest.raises(InvalidSignature):
+        verify_admin_query(parse_query(f"shop=some-shop.myshopify.com&ids[]=1&ids[]=2&hmac={digest}"), "hush",
+                           tolerance=None)
+
+
 def test_admin_hmac_old_secret_accepted_during_rotation() -> None:
     """A query signed with the previous secret verifies while SHOPIFY_API_SECRET_OLD is set."""
     message, digest = HMAC_VECTORS[0][1], HMAC_VECTORS[0][2]

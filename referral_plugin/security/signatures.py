@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Iterable
 from collections.abc import Sequence
@@ -60,13 +61,18 @@ def _legacy_admin_message(pairs: Pairs) -> str:
     def esc_value(value: str) -> str:
         return value.replace("%", "%25")
 
-    return "&".join(
-        sorted(
-            f"{esc_key(key)}={esc_value(value)}".replace("&", "%26")
-            for key, value in pairs
-            if key != "hmac"
-        )
-    )
+    # ``ids[]=2&ids[]=1`` is signed as ``ids=["2", "1"]`` (json.dumps of the values, in order).
+    arrays: dict[str, list[str]] = {}
+    plain: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if key == "hmac":
+            continue
+        if key.endswith("[]"):
+            arrays.setdefault(key[:-2], []).append(value)
+        else:
+            plain.append((key, value))
+    plain.extend((key, json.dumps(values)) for key, values in arrays.items())
+    return "&".join(sorted(f"{esc_key(key)}={esc_value(value)}".replace("&", "%26") for key, value in plain))
 
 
 def compute_admin_hmac(pairs: Pairs, secret: str) -> str:
