@@ -103,7 +103,7 @@ def qualify(
             return Decision(REJECTED, Reason.NOT_FIRST_ORDER, {"orders_count": facts.customer_orders_count})
         if campaign.new_customers_only:
             anchor = _referral_anchor(referral, code)
-            if anchor is not None and friend.created_at < anchor - dt.timedelta(seconds=1):
+            if anchor is not None and friend.created_at < anchor:
                 return Decision(REJECTED, Reason.NOT_NEW_CUSTOMER,
                                 {"customer_since": friend.created_at.isoformat(), "referred_at": anchor.isoformat()})
     minimum = Decimal(campaign.min_order_subtotal or 0)
@@ -139,6 +139,4 @@ def _referral_anchor(referral: Referral | None, code: ReferralCode | None) -> dt
             return invitation.invited_at
     if code is not None:
         return code.created_at
-    if referral is not None:
-        return referral.created_at
     return None
