@@ -50,6 +50,7 @@ SOURCE_LABELS: dict[str, str] = {
     "landing_site": "Landed from the invite link",
     "invitation": "Invited by email or SMS",
     "customer_note": "Wrote the code in the order note",
+    "pending_referral": "Signed up through a referral before ordering",
     "link": "Came through the invite link",
     "email": "Invited email matched",
     "manual": "Linked by hand",
@@ -112,6 +113,8 @@ class LogRow:
     reason_text: str
     source_label: str
     points: int = 0
+    advocate_points: int = 0
+    friend_points: int = 0
     discounts: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -182,13 +185,18 @@ def _attach_rewards(shop: Shop, rows: list[LogRow]) -> None:
     by_id = {row.referral.id: row for row in rows}
     if not by_id:
         return
-    for referral_id, entry_type, points, code in db.session.execute(
-        select(LedgerEntry.referral_id, LedgerEntry.entry_type, LedgerEntry.points, LedgerEntry.discount_code)
+    for referral_id, entry_type, side, points, code in db.session.execute(
+        select(LedgerEntry.referral_id, LedgerEntry.entry_type, LedgerEntry.side, LedgerEntry.points,
+               LedgerEntry.discount_code)
         .where(LedgerEntry.shop_id == shop.id, LedgerEntry.referral_id.in_(by_id))
     ):
         row = by_id[t.cast(int, referral_id)]
         if entry_type in (EntryType.GRANT, EntryType.RELEASE, EntryType.REVERSAL):
             row.points += int(points or 0)
+            if side == "friend":
+                row.friend_points += int(points or 0)
+            else:
+                row.advocate_points += int(points or 0)
         if code and code not in row.discounts:
             row.discounts.append(code)
 

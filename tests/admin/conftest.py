@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.datastructures import MultiDict
 
 from referral_plugin.extensions import db
 from referral_plugin.models import Campaign
@@ -149,20 +150,25 @@ class Dashboard:
         token = self.shopify.session_token(shop) if shop else self.shopify.session_token()
         return self.client.get(path, query_string=params, headers={"Authorization": f"Bearer {token}"})
 
-    def post(self, path: str, data: dict[str, t.Any], shop: str | None = None) -> t.Any:
-        """Submit a dashboard form with a fresh token and the page's CSRF token."""
+    def post(self, path: str, data: dict[str, t.Any] | list[tuple[str, str]], shop: str | None = None,
+             csrf: bool = True) -> t.Any:
+        """Submit a dashboard form with a fresh token and the CSRF token the pages embed."""
+        fields = list(data.items()) if isinstance(data, dict) else list(data)
+        if csrf:
+            page = self.get("/admin/settings", shop)
+            fields.append(("csrf_token", csrf_from(page.get_data(as_text=True))))
         token = self.shopify.session_token(shop) if shop else self.shopify.session_token()
-        page = self.client.get(path if not path.endswith(("/approve", "/reject", "/decide")) else "/admin/review",
-                               query_string={"id_token": token})
-        csrf = csrf_from(page.get_data(as_text=True))
-        return self.client.post(path, query_string={"id_token": self.shopify.session_token(shop) if shop
-                                                    else self.shopify.session_token()},
-                                data={"csrf_token": csrf, **data})
+        return self.client.post(path, query_string={"id_token": token}, data=MultiDict(fields))
+
+    def post_json(self, path: str, body: t.Any, shop: str | None = None) -> t.Any:
+        """Send a JSON write as the page's fetch does, with a bearer token."""
+        token = self.shopify.session_token(shop) if shop else self.shopify.session_token()
+        return self.client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
 
 
 def csrf_from(html: str) -> str:
     """Return the CSRF token a dashboard page embeds."""
-    marker = 'name="csrf_token" value="'
+    marker = '<meta name="csrf-token" content="'
     start = html.index(marker) + len(marker)
     return html[start:html.index('"', start)]
 
@@ -171,3 +177,76 @@ def csrf_from(html: str) -> str:
 def dashboard(client: FlaskClient, shopify: ShopifyActions) -> Dashboard:
     """Return a dashboard caller."""
     return Dashboard(client, shopify)
+
+
+_webhook_ids = itertools.count(5001)
+
+
+def customer_payload(email: str, first_name: str = "Pat") -> dict[str, t.Any]:
+    """Return a copy of Shopify's ``customers/create`` sample for a new customer."""
+    from tests.shopify_actions import load_payload
+
+    payload = load_payload("customers_create")
+    payload["id"] = next(_webhook_ids)
+    payload.update({"email": email, "first_name": first_name, "note": None, "phone": None})
+    address = dict(payload.get("default_address") or {})
+    address.update({"customer_id": payload["id"], "address1": f"{payload['id']} Main Street"})
+    payload["default_address"] = address
+    return payload
+
+
+def paid_order(customer: dict[str, t.Any], total: str, code: str | None = None) -> dict[str, t.Any]:
+    """Return a copy of Shopify's ``orders/paid`` sample: paid, not a test, for ``customer``."""
+    from tests.shopify_actions import load_payload
+
+    order = load_payload("orders_paid")
+    order.update({"id": next(_webhook_ids) * 1000, "test": False, "financial_status": "paid", "cancelled_at": None,
+                  "cancel_reason": None, "note_attributes": [], "landing_site": None,
+                  "total_price": total, "subtotal_price": total, "current_total_price": total,
+                  "current_subtotal_price": total, "total_line_items_price": total,
+                  "discount_codes": [{"code": code, "amount": "0.00", "type": "fixed_amount"}] if code else []})
+    buyer = dict(order["customer"])
+    buyer.update({"id": customer["id"], "email": customer["email"], "first_name": customer["first_name"],
+                  "default_address": customer["default_address"], "phone": None})
+    order.update({"customer": buyer, "email": customer["email"], "contact_email": customer["email"], "phone": None})
+    return order
+
+
+class Storefront:
+    """Drive the test shop through signed webhooks and app-proxy calls, as Shopify would."""
+
+    def __init__(self, shopify: ShopifyActions) -> None:
+        self.shopify = shopify
+
+    def register(self, email: str, first_name: str = "Pat") -> dict[str, t.Any]:
+        """Send ``customers/create``."""
+        payload = customer_payload(email, first_name)
+        response = self.shopify.post_webhook("customers/create", payload)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return payload
+
+    def code_of(self, payload: dict[str, t.Any]) -> str:
+        """Return the customer's referral code."""
+        db.session.expire_all()
+        customer = db.session.query(Customer).filter_by(shopify_customer_id=payload["id"]).one()
+        return db.session.query(ReferralCode).filter_by(customer_id=customer.id).one().code
+
+    def click(self, code: str) -> None:
+        """Follow an invite link through the app proxy."""
+        response = self.shopify.proxy_get(f"r/{code}")
+        assert response.status_code == 302, response.get_data(as_text=True)
+
+    def pay(self, order: dict[str, t.Any]) -> None:
+        """Send ``orders/paid``."""
+        response = self.shopify.post_webhook("orders/paid", order)
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.fixture
+def storefront(shop: Shop, shopify: ShopifyActions) -> Storefront:
+    """Return the Shopify-side driver for the installed test shop (with its default campaign)."""
+    from referral_plugin.referrals.campaigns import ensure_default_campaign
+
+    ensure_default_campaign(shop)
+    db.session.commit()
+    return Storefront(shopify)
