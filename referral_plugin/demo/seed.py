@@ -137,10 +137,11 @@ def build_story(seed: int = 2026) -> Story:
     # Friends join over the following weeks, more of them recently (the program is catching on).
     for offset, friend in enumerate(friends):
         friend.signed_up_days_ago = max(0.4, 32 - offset * 1.85 - rng.random())
-    # One friend signs up with the advocate's own mailbox in disguise, another at the advocate's address.
+    # One friend signs up with the advocate's own mailbox in disguise (self-referral); two use throwaway
+    # inboxes, which the fraud rules hold for the merchant's review.
     friends[16].email = f"{advocates[2].first_name.lower()}{advocates[2].last_name.lower()}+deals@example.com"
-    friends[13].address = dict(advocates[5].address, first_name=friends[13].first_name,
-                               last_name=friends[13].last_name, name=f"{friends[13].first_name} x")
+    friends[13].email = f"{friends[13].first_name.lower()}{friends[13].index}@mailinator.com"
+    friends[11].email = f"{friends[11].first_name.lower()}{friends[11].index}@yopmail.com"
     advocate_of = {friend.index: advocates[i % len(advocates)] for i, friend in enumerate(friends)}
 
     invitations: list[tuple[Person, str, str, float]] = []
@@ -168,7 +169,7 @@ def build_story(seed: int = 2026) -> Story:
     for friend in friends[10:12]:
         add(friend, "64.00", advocate_of[friend.index], via="landing_site")
     add(friends[12], "12.00", advocate_of[friends[12].index])  # below the minimum
-    add(friends[13], "88.00", advocates[5])  # same address as the advocate: for review
+    add(friends[13], "88.00", advocates[5])  # a throwaway inbox: held for review
     add(friends[15], "72.00", advocate_of[friends[15].index], cancelled_after=2.0)  # cancelled: reversed
     add(friends[16], "55.00", advocates[2])  # the advocate's own mailbox
     add(advocates[0], "39.00", advocates[0])  # an advocate using their own code
