@@ -148,11 +148,14 @@ class ShopifyClient:
 
 
 def _default_session() -> requests.Session:
-    if has_app_context():
-        injected = current_app.extensions.get("shopify_http_session")
-        if isinstance(injected, requests.Session):
-            return injected
-    return requests.Session()
+    """Return the app-wide session (injected, or created once per app so connections are reused)."""
+    if not has_app_context():
+        return requests.Session()
+    session = current_app.extensions.get("shopify_http_session")
+    if not isinstance(session, requests.Session):
+        session = requests.Session()
+        current_app.extensions["shopify_http_session"] = session
+    return session
 
 
 def _default_base_url(shop_domain: str) -> str:
