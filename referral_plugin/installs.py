@@ -140,10 +140,17 @@ def access_token_for(shop: Shop, *, now: dt.datetime | None = None) -> str:
     if refresh_token and refresh_alive:
         try:
             grant = oauth.refresh_access_token(locked.shopify_domain, refresh_token)
-        except ShopifyAPIError:
+        except ShopifyAPIError as exc:
             if locked.access_token_expires_at is not None and locked.access_token_expires_at > now:
                 logger.warning("token refresh failed for %s; using the current token", locked.shopify_domain)
                 return _decrypt_access(locked)
+            if exc.details.get("error"):
+                # Shopify refused the refresh token itself (e.g. invalid_grant): it is dead, so let the
+                # next embedded load exchange a session token for a new one.
+                mark_token_revoked(locked)
+                raise ShopifyUnauthorized(
+                    f"Shopify refused to refresh the token of {locked.shopify_domain} ({exc.details['error']})"
+                ) from exc
             raise
         old_refresh_expiry = locked.refresh_token_expires_at
         store_tokens(locked, grant.access_token, grant.scope or None, grant.expires_in, grant.refresh_token,

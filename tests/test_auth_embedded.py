@@ -345,3 +345,35 @@ def test_session_token_bounce_route_refuses_foreign_reload(client: FlaskClient) 
     page = response.get_data(as_text=True)
     assert "evil.example" not in page
     assert urlsplit("https://referrals.example.test/").netloc in page
+
+
+# --- the real dashboard routes (the contract's surface) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/admin"])
+def test_dashboard_signed_load_for_new_shop_goes_to_install(client: FlaskClient, path: str) -> None:
+    """Shopify's signed app load for a shop that never installed is sent to /auth/install."""
+    params = signed_admin_query({"shop": SHOP, "host": "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvdGVzdC1zaG9w"})
+    response = client.get(f"{path}?{urlencode(params)}")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/install?")
+
+
+@pytest.mark.parametrize("path", ["/", "/admin"])
+def test_dashboard_managed_install_via_token_exchange(
+    client: FlaskClient, shopify: ShopifyActions, mocked_responses: responses.RequestsMock, path: str
+) -> None:
+    """The first embedded load after Shopify's managed install exchanges the token and shows the dashboard."""
+    mocked_responses.post(TOKEN_URL, json=GRANT)
+    response = client.get(f"{path}?{urlencode({'id_token': shopify.session_token(), 'shop': SHOP})}")
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"].endswith(CSP)
+    shop = db.session.scalar(select(Shop).where(Shop.shopify_domain == SHOP))
+    assert shop is not None and shop.is_installed
+
+
+def test_dashboard_without_token_never_shows_data(client: FlaskClient, shop: Shop) -> None:
+    """Without a session token the dashboard is the bounce page (401), whatever shop the query names."""
+    response = client.get(f"/admin?shop={SHOP}")
+    assert response.status_code == 401
+    assert "app-bridge.js" in response.get_data(as_text=True)

@@ -221,12 +221,27 @@ def test_client_for_does_not_refresh_fresh_token(app: Flask, mocked_responses: r
     assert len(mocked_responses.calls) == 1
 
 
-def test_failed_refresh_of_expired_token_raises(app: Flask, mocked_responses: responses.RequestsMock) -> None:
-    """An expired token whose refresh Shopify refuses cannot be used."""
+def test_refused_refresh_of_expired_token_marks_revoked(app: Flask, mocked_responses: responses.RequestsMock) -> None:
+    """An expired token whose refresh token Shopify refuses is dead: revoked, so the next load re-exchanges."""
     shop = _shop_with_tokens(expires_in=dt.timedelta(minutes=-1))
     mocked_responses.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
-    with pytest.raises(ShopifyAPIError):
+    with pytest.raises(ShopifyUnauthorized):
         client_for(shop)
+    db.session.rollback()
+    stored = db.session.get(Shop, shop.id)
+    assert stored is not None and stored.token_revoked_at is not None
+    assert not installs.has_live_token(stored)
+
+
+def test_unreachable_refresh_of_expired_token_raises(app: Flask, mocked_responses: responses.RequestsMock) -> None:
+    """When Shopify cannot be reached to refresh an expired token, the call fails but nothing is revoked."""
+    shop = _shop_with_tokens(expires_in=dt.timedelta(minutes=-1))
+    mocked_responses.post(TOKEN_URL, body=requests.ConnectionError("down"))
+    with pytest.raises(ShopifyAPIError) as info:
+        client_for(shop)
+    assert not isinstance(info.value, ShopifyUnauthorized)
+    db.session.refresh(shop)
+    assert shop.token_revoked_at is None and shop.refresh_token_ciphertext is not None
 
 
 def test_failed_refresh_keeps_still_valid_token(app: Flask, mocked_responses: responses.RequestsMock) -> None:
