@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -89,7 +90,18 @@ def _install(
     ensure_default_campaign(shop)
     db.session.commit()
     logger.info("installed %s (scopes %s)", domain, scope)
+    missing = missing_scopes(scope, str(current_app.config["SHOPIFY_SCOPES"]))
+    if missing:
+        # Granted scopes may differ from the requested ones; features needing them fail with a clear API error.
+        logger.warning("%s did not grant %s", domain, ", ".join(missing))
     return shop
+
+
+def missing_scopes(granted: str, requested: str) -> list[str]:
+    """Return the requested scopes Shopify did not grant (``write_X`` implies ``read_X``)."""
+    have = {scope.strip() for scope in granted.split(",") if scope.strip()}
+    have |= {"read_" + scope.removeprefix("write_") for scope in have if scope.startswith("write_")}
+    return [scope.strip() for scope in requested.split(",") if scope.strip() and scope.strip() not in have]
 
 
 def has_live_token(shop: Shop, *, now: dt.datetime | None = None) -> bool:

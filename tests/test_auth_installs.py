@@ -78,3 +78,17 @@ def test_has_live_token(app: Flask) -> None:
     assert installs.has_live_token(shop, now=now)
     assert installs.has_live_token(shop, now=now + dt.timedelta(seconds=5000))
     assert not installs.has_live_token(shop, now=now + dt.timedelta(seconds=8000))
+
+
+@pytest.mark.parametrize(
+    ("granted", "missing"),
+    [
+        ("read_customers,write_customers,read_orders,write_discounts,write_app_proxy", []),
+        ("write_customers,read_orders,write_discounts,write_app_proxy", []),
+        ("read_customers,read_orders", ["write_customers", "write_discounts", "write_app_proxy"]),
+        ("", ["read_customers", "write_customers", "read_orders", "write_discounts", "write_app_proxy"]),
+    ],
+)
+def test_missing_scopes(app: Flask, granted: str, missing: list[str]) -> None:
+    """Scopes Shopify did not grant are reported; a write scope covers its read scope."""
+    assert installs.missing_scopes(granted, app.config["SHOPIFY_SCOPES"]) == missing
