@@ -171,3 +171,25 @@ def test_seeded_history_is_spread_and_never_precedes_its_code(demo_app: Flask) -
                 assert referral.created_at >= codes[referral.referral_code_id].created_at
         days = {click.created_at.date() for click in clicks}
         assert len(days) > 7
+
+
+def test_local_app_proxy_signs_the_widgets_own_calls(demo_app: Flask) -> None:
+    """In demo mode {APP_PROXY_PREFIX}/x is re-signed as /proxy/x for the customer last opened via /demo/widget."""
+    client = demo_app.test_client()
+    client.get("/demo/widget?customer=7100000000003")
+    response = client.get("/apps/referrals/widget.json?view=fragment")
+    assert response.status_code == 302
+    target = urlsplit(response.headers["Location"])
+    pairs = parse_qsl(target.query, keep_blank_values=True)
+    verify_proxy_query(pairs, DEMO_API_SECRET)
+    assert target.path == "/proxy/widget.json"
+    assert dict(pairs)["logged_in_customer_id"] == "7100000000003"
+    assert dict(pairs)["view"] == "fragment"
+    posted = client.post("/apps/referrals/invitations", json={"friends": ["a@example.com"]})
+    assert posted.status_code == 307
+    assert urlsplit(posted.headers["Location"]).path == "/proxy/invitations"
+
+
+def test_local_app_proxy_does_not_exist_with_real_credentials(client: t.Any) -> None:
+    """With real credentials the storefront prefix is not served by the app (Shopify's proxy is)."""
+    assert client.get("/apps/referrals/widget").status_code == 404

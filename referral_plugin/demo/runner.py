@@ -45,10 +45,17 @@ def start_job_consumer(app: Flask, echo: t.Callable[[str], None] = print) -> t.A
     return consumer
 
 
+def local_base_url(host: str, port: int) -> str:
+    """Return the URL a browser on this machine uses to reach the server."""
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    return f"http://{shown_host}:{port}"
+
+
 def banner(app: Flask, host: str, port: int, advocate_ids: t.Sequence[int] = ()) -> list[str]:
     """Return the lines telling a newcomer what to open."""
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    base = f"http://{shown_host}:{port}"
+    base = local_base_url(host, port)
     lines = [f"referral-plugin is serving on {base}"]
     if app.config.get("DEMO_MODE"):
         lines += [
@@ -67,6 +74,9 @@ def serve(app: Flask) -> None:
     """Run the app the one-command way: schema, demo data, jobs, then the development server."""
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
+    if app.config.get("DEMO_MODE") and not os.environ.get("APP_URL"):
+        # Pages link their assets through APP_URL: in the demo that is wherever this server listens.
+        app.config["APP_URL"] = local_base_url(host, port)
     prepare_database(app)
     advocate_ids: list[int] = []
     if app.config.get("DEMO_MODE"):

@@ -17,6 +17,7 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -32,6 +33,9 @@ from referral_plugin.models import ReferralCode
 from referral_plugin.models import Shop
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
+
+#: The session key remembering which demo customer the local app proxy signs requests for.
+_CUSTOMER_KEY = "demo_customer"
 
 
 @bp.before_request
@@ -81,13 +85,44 @@ def widget() -> BaseResponse:
     raw = request.args.get("customer", "").strip()
     if raw and not raw.isdigit():
         raise ValidationError("customer must be a Shopify customer id", code="INVALID_CUSTOMER", field="customer")
+    customer_id = int(raw) if raw else None
+    # The local app proxy (below) signs the widget's own follow-up calls for the same customer.
+    session[_CUSTOMER_KEY] = customer_id
+    return _no_store(redirect(_signed_proxy_url("widget", customer_id), code=302))
+
+
+def _signed_proxy_url(subpath: str, customer_id: int | None, extra: t.Sequence[tuple[str, str]] = ()) -> str:
     query = signed_proxy_query(
         demo_shop_domain(current_app),
         str(current_app.config["SHOPIFY_API_SECRET"]),
-        customer_id=int(raw) if raw else None,
+        customer_id=customer_id,
         path_prefix=str(current_app.config["APP_PROXY_PREFIX"]),
+        extra=extra,
     )
-    return _no_store(redirect(f"/proxy/widget?{query}", code=302))
+    return f"/proxy/{subpath}?{query}"
+
+
+def local_app_proxy(subpath: str) -> BaseResponse:
+    """Play Shopify's app proxy: re-sign ``{APP_PROXY_PREFIX}/<subpath>`` as ``/proxy/<subpath>`` and redirect.
+
+    The widget's links and forms point at the proxy prefix, as on a real storefront. 307 keeps a
+    POST a POST (with its body) through the redirect. The customer is the one last opened via
+    ``/demo/widget`` in this browser session.
+    """
+    if not current_app.config.get("DEMO_MODE"):
+        raise NotFound("the local app proxy exists only in demo mode")
+    extra = [(key, value) for key, value in request.args.items(multi=True)
+             if key not in ("shop", "logged_in_customer_id", "path_prefix", "timestamp", "signature")]
+    target = _signed_proxy_url(subpath, session.get(_CUSTOMER_KEY), extra)
+    return _no_store(redirect(target, code=307 if request.method == "POST" else 302))
+
+
+@bp.record_once
+def _mount_local_app_proxy(state: t.Any) -> None:
+    """Mount the local app proxy at the storefront's proxy prefix (outside ``/demo``), in demo mode only."""
+    prefix = str(state.app.config.get("APP_PROXY_PREFIX") or "/apps/referrals").rstrip("/")
+    state.app.add_url_rule(f"{prefix}/<path:subpath>", endpoint="demo_local_app_proxy",
+                           view_func=local_app_proxy, methods=["GET", "POST"])
 
 
 def _token() -> str:
