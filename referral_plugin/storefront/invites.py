@@ -230,7 +230,7 @@ def _message(status: str, reason: str | None, channel: str, emailing: bool) -> s
     if status == "created":
         if channel == "email" and emailing:
             return "Invitation sent."
-        return "Invited. Send them your link with the button below."
+        return "Invited. Tap below to send it yourself."
     return invitation_reason_text(reason) or (
         "You've already invited this friend." if status == "duplicate" else "This friend couldn't be invited."
     )
