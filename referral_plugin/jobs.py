@@ -154,6 +154,21 @@ class JobQueue:
         """Hand the job to Huey now (runs at once in immediate mode)."""
         self.tasks[name](*args, **kwargs)
 
+    def enqueue_single_attempt(self, name: str, *args: t.Any) -> None:
+        """Hand the job to Huey for one attempt only: whoever calls this is the retry mechanism."""
+        task = self.tasks[name].s(*args)
+        task.retries = 0
+        self.huey.enqueue(task)
+
+    def claim(self, key: str, now: dt.datetime, every: dt.timedelta) -> bool:
+        """Return True at most once per ``every`` for ``key`` (kept in the queue's storage, shared by consumers)."""
+        storage_key = f"claim:{key}"
+        last = self.huey.get(storage_key, peek=True)
+        if isinstance(last, float) and now.timestamp() - last < every.total_seconds():
+            return False
+        self.huey.put(storage_key, now.timestamp())
+        return True
+
     def run_periodic(self, name: str) -> None:
         """Run a periodic job now, in this thread (for tests and the CLI)."""
         self.tasks[name].call_local()

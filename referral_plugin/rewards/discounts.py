@@ -101,10 +101,32 @@ class Outcome:
     UNCHANGED = "unchanged"
 
 
+class DemoShopify:
+    """Stand in for the Admin API of the demo shop, whose dummy token must never reach Shopify."""
+
+    def graphql(self, query: str, variables: t.Mapping[str, t.Any] | None = None) -> dict[str, t.Any]:
+        """Answer a query: no discount exists in the demo shop's Shopify."""
+        return {"codeDiscountNodeByCode": None}
+
+    def mutate(self, query: str, variables: t.Mapping[str, t.Any] | None, root: str) -> dict[str, t.Any]:
+        """Answer a discount mutation as Shopify would, with a made-up node id."""
+        data = dict(variables or {})
+        code = str((data.get("d") or {}).get("code") or data.get("id") or "")
+        node = data.get("id") or "gid://shopify/DiscountCodeNode/demo-" + crypto.keyed_hash("demo", code)[:12]
+        return {"codeDiscountNode": {"id": node}, "userErrors": []}
+
+
 def client_for(shop: Shop) -> t.Any:
-    """Return AUTH's Admin API client for ``shop``."""
+    """Return AUTH's Admin API client for ``shop`` (a local stand-in for the demo shop in demo mode)."""
+    from flask import current_app
+
+    from referral_plugin.config import DEMO_SHOP_DOMAIN
     from referral_plugin.shopify import admin
 
+    config = current_app.config
+    if (config.get("DEMO_MODE") and shop.shopify_domain == DEMO_SHOP_DOMAIN
+            and config.get("SHOPIFY_BASE_URL_TEMPLATE", "https://{shop}") == "https://{shop}"):
+        return DemoShopify()
     return admin.client_for(shop)
 
 

@@ -116,7 +116,7 @@ def release_due_holds(now: dt.datetime) -> t.Any:
 
 def sweep(now: dt.datetime | None = None) -> SweepResult:
     """Release due holds, then re-queue every stale pending discount grant; return what was done."""
-    from referral_plugin.jobs import enqueue_now
+    from referral_plugin.jobs import get_queue
 
     now = now or utcnow()
     released = None
@@ -126,10 +126,16 @@ def sweep(now: dt.datetime | None = None) -> SweepResult:
         # One bad hold must not stop the re-queueing below; the next sweep tries again.
         db.session.rollback()
         logger.exception("releasing due holds failed")
-    ids = stale_pending_grants(now, requeue_after())
+    every = requeue_after()
+    stale = stale_pending_grants(now, every)
     db.session.rollback()  # nothing to keep; end the read transaction before the jobs run
-    for entry_id in ids:
-        enqueue_now("rewards.issue_discount", entry_id)
+    queue = get_queue()
+    ids: list[int] = []
+    for entry_id in stale:
+        # Once per interval per grant, one attempt each: a long Shopify outage cannot pile up retry chains.
+        if queue.claim(f"sweep:issue:{entry_id}", now, every):
+            queue.enqueue_single_attempt("rewards.issue_discount", entry_id)
+            ids.append(entry_id)
     if ids:
         logger.info("sweeper re-queued %d pending discount grant(s)", len(ids))
     return SweepResult(requeued=ids, released=released)

@@ -168,3 +168,20 @@ def test_retired_code_is_taken_down(
 
     assert db.session.execute(select(ReferralCode.discount_node_id)).scalar_one() is None
     assert sent_bodies(mocked_responses)[0]["variables"] == {"id": NODE}
+
+
+def test_demo_shop_rewards_never_reach_shopify(app: Flask, shop: Shop, make_grant: GrantFactory,
+                                               mocked_responses: responses_lib.RequestsMock) -> None:
+    """In demo mode the demo shop's dummy token stays home: codes are recorded as issued without any call."""
+    from referral_plugin.config import DEMO_SHOP_DOMAIN
+
+    app.config["DEMO_MODE"] = True
+    shop.shopify_domain = DEMO_SHOP_DOMAIN
+    grant = make_grant(commit=False)
+    schedule_discount_issue(grant.id)
+    db.session.commit()
+
+    issue = db.session.execute(select(LedgerEntry).where(LedgerEntry.entry_type == EntryType.ISSUE)).scalar_one()
+    assert issue.discount_code is not None and issue.discount_code.startswith("REF-")
+    assert issue.discount_node_id is not None and "demo-" in issue.discount_node_id
+    assert len(mocked_responses.calls) == 0

@@ -104,3 +104,23 @@ def test_sweeper_is_a_periodic_job_every_minute(app: Flask) -> None:
     periodic = {task.name for task in huey._registry.periodic_tasks
                 if task.validate_datetime(dt.datetime(2026, 11, 22, 10, 17))}
     assert "rewards.sweep" in periodic
+
+
+def test_sweeper_makes_one_attempt_per_interval_during_an_outage(
+    app: Flask, make_grant: GrantFactory, mocked_responses: responses_lib.RequestsMock
+) -> None:
+    """While Shopify fails, each sweep interval makes one attempt per grant, with no retry chains piling up."""
+    url = graphql_url(app)
+    mocked_responses.post(url, status=502, body="bad gateway")
+    grant = age(make_grant(), 30)
+    now = utcnow()
+
+    assert sweep(now).requeued == [grant.id]
+    assert get_queue(app).huey.scheduled() == []  # the sweeper is the retry: no chain of its own
+    assert sweep(now + dt.timedelta(minutes=1)).requeued == []
+    assert len(mocked_responses.calls) == 1
+
+    mocked_responses.post(url, json=created())
+    assert sweep(now + dt.timedelta(minutes=6)).requeued == [grant.id]
+    assert len(mocked_responses.calls) == 2
+    assert db.session.execute(select(LedgerEntry).where(LedgerEntry.entry_type == EntryType.ISSUE)).scalar_one()
