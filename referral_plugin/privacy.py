@@ -20,7 +20,6 @@ from decimal import Decimal
 
 import click
 from flask import Flask
-from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import Table
 from sqlalchemy import delete
@@ -82,25 +81,28 @@ def _payload_contact(payload: t.Mapping[str, t.Any], key: str) -> str | None:
     return str(value).strip() if value else None
 
 
-def _email_identifiers(email: str | None) -> set[str]:
-    if not email:
+def _identifiers(shop: Shop, channel: str, raw: str | None) -> set[str]:
+    """Return the stored invitation identifier for ``raw`` (the engine's normalization), plus a plain form."""
+    if not raw:
         return set()
-    return {email.strip().lower()}
+    from referral_plugin.referrals.invitations import normalize_identifier
+
+    plain = raw.strip().lower() if channel == "email" else re.sub(r"\D", "", raw)
+    forms = {plain}
+    try:
+        forms.add(normalize_identifier(shop, channel, raw))
+    except ValidationError:
+        pass
+    return {form for form in forms if form}
+
+
+def _email_identifiers(shop: Shop, email: str | None) -> set[str]:
+    return _identifiers(shop, "email", email)
 
 
 def _phone_identifiers(shop: Shop, phone: str | None) -> set[str]:
     """Return the forms a phone takes as an invitation identifier (E.164 digits, without ``+``)."""
-    if not phone:
-        return set()
-    forms = {re.sub(r"\D", "", phone)}
-    try:
-        from referral_plugin.referrals.customers import normalize_phone
-
-        region = shop.phone_region or current_app.config.get("DEFAULT_PHONE_REGION") or "US"
-        forms.add(re.sub(r"\D", "", normalize_phone(phone, region)))
-    except (ImportError, ValidationError):
-        pass
-    return {form for form in forms if form}
+    return _identifiers(shop, "mobile", phone)
 
 
 def scrub(value: t.Any, needles: t.Collection[str]) -> t.Any:
@@ -127,7 +129,7 @@ def redact_customer(shop: Shop, shopify_customer_id: int | None, *, email: str |
         customer = db.session.execute(
             select(Customer).where(Customer.shop_id == shop.id, Customer.shopify_customer_id == shopify_customer_id)
         ).scalar_one_or_none()
-    emails = _email_identifiers(email) | _email_identifiers(customer.email if customer else None)
+    emails = _email_identifiers(shop, email) | _email_identifiers(shop, customer.email if customer else None)
     phones = _phone_identifiers(shop, phone) | _phone_identifiers(shop, customer.phone if customer else None)
     if customer is not None and customer.email_canonical:
         emails.add(customer.email_canonical.lower())
@@ -233,8 +235,8 @@ def _shopify_id(customer_id: int | None) -> int | None:
     return db.session.execute(select(Customer.shopify_customer_id).where(Customer.id == customer_id)).scalar()
 
 
-def export_customer(shop: Shop, shopify_customer_id: int) -> dict[str, t.Any]:
-    """Return everything held on one customer of ``shop`` as JSON-ready data."""
+def export_customer(shop: Shop, shopify_customer_id: int, orders: t.Sequence[t.Any] = ()) -> dict[str, t.Any]:
+    """Return everything held on one customer of ``shop`` (and on ``orders``) as JSON-ready data."""
     customer = db.session.execute(
         select(Customer).where(Customer.shop_id == shop.id, Customer.shopify_customer_id == shopify_customer_id)
     ).scalar_one_or_none()
@@ -248,9 +250,20 @@ def export_customer(shop: Shop, shopify_customer_id: int) -> dict[str, t.Any]:
         "invitations_received": [],
         "referrals_as_advocate": [],
         "referrals_as_friend": [],
+        "order_attributions": [],
         "ledger": [],
         "points_balance": 0,
     }
+    order_ids = [int(order) for order in orders if str(order).isdigit()]
+    attribution_filter: list[ColumnElement[bool]] = [OrderAttribution.shopify_order_id.in_(order_ids)] \
+        if order_ids else []
+    if customer is not None:
+        attribution_filter += [OrderAttribution.friend_id == customer.id, OrderAttribution.advocate_id == customer.id]
+    if attribution_filter:
+        attributions = db.session.execute(
+            select(OrderAttribution).where(OrderAttribution.shop_id == shop.id, or_(*attribution_filter))
+            .order_by(OrderAttribution.id)).scalars()
+        export["order_attributions"] = [_attribution(a) for a in attributions]
     if customer is None:
         return export
     export["customer"] = {
@@ -281,7 +294,7 @@ def export_customer(shop: Shop, shopify_customer_id: int) -> dict[str, t.Any]:
         select(Invitation).where(Invitation.shop_id == shop.id, Invitation.advocate_id == customer.id)
         .order_by(Invitation.id)).scalars()
     export["invitations_sent"] = [_invitation(i, campaigns) for i in sent]
-    identifiers = _email_identifiers(customer.email) | _phone_identifiers(shop, customer.phone)
+    identifiers = _email_identifiers(shop, customer.email) | _phone_identifiers(shop, customer.phone)
     received_filter = [Invitation.friend_id == customer.id]
     if identifiers:
         received_filter.append(Invitation.identifier.in_(sorted(identifiers)))
@@ -327,6 +340,14 @@ def _referral(referral: Referral, campaigns: t.Mapping[int, str], other: str) ->
     }
 
 
+def _attribution(row: OrderAttribution) -> dict[str, t.Any]:
+    return {
+        "shopify_order_id": row.shopify_order_id, "order_name": row.order_name, "decision": row.decision,
+        "reason": row.reason, "source": row.source, "evidence": row.evidence, "subtotal": _money(row.subtotal),
+        "total": _money(row.total), "currency": row.currency, "test": row.test, "created_at": _iso(row.created_at),
+    }
+
+
 def _ledger(entry: LedgerEntry) -> dict[str, t.Any]:
     return {
         "id": entry.id, "type": entry.entry_type, "side": entry.side, "reward_kind": entry.reward_kind,
@@ -345,7 +366,7 @@ def record_data_request(shop: Shop, shopify_customer_id: int, data_request_id: s
     ).scalar_one_or_none()
     if existing is not None:
         return existing
-    payload = export_customer(shop, shopify_customer_id)
+    payload = export_customer(shop, shopify_customer_id, orders_requested)
     payload["data_request_id"] = data_request_id
     payload["orders_requested"] = list(orders_requested)
     export = DataExport(shop_id=shop.id, shopify_customer_id=shopify_customer_id,

@@ -135,6 +135,8 @@ def test_data_request_stores_everything_held_once(world: World, shopify: Shopify
     assert as_friend["advocate_shopify_customer_id"] == ADA_ID and as_friend["order_name"] == "#1001"
     assert [(e["type"], e["side"], e["points"]) for e in data["ledger"]] == [("grant", "friend", 50)]
     assert data["points_balance"] == 50
+    [order] = data["order_attributions"]
+    assert order["shopify_order_id"] == ORDER_ID and order["decision"] == "qualified"
     assert data["referral_codes"] == [] and data["referrals_as_advocate"] == [] and data["invitations_sent"] == []
 
 
