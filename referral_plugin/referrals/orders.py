@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import typing as t
 from collections.abc import Mapping
@@ -136,7 +137,7 @@ def process_paid_order(shop: Shop, order: Mapping[str, t.Any]) -> OrderAttributi
         order_id=order_id,
         subtotal=money(order.get("subtotal_price")),
         test=is_test,
-        paid_at=parse_datetime(order.get("processed_at")) or now,
+        paid_at=_paid_at(order, now),
         customer_orders_count=_orders_count(order),
     )
     decision = qualify(shop, campaign, advocate, friend, facts, order, referral=referral, code=code, now=now)
@@ -202,7 +203,7 @@ def _guest_referral(shop: Shop, campaign: Campaign, code: ReferralCode | None, a
 
 
 def _record_on_referral(referral: Referral, decision: Decision, attribution: OrderAttribution,
-                        order: Mapping[str, t.Any], now: t.Any) -> None:
+                        order: Mapping[str, t.Any], now: dt.datetime) -> None:
     """Copy the decision and the order onto the referral."""
     referral.status = _STATUS_FOR[decision.decision]
     referral.reason = decision.reason
@@ -215,6 +216,18 @@ def _record_on_referral(referral: Referral, decision: Decision, attribution: Ord
     referral.order_subtotal = attribution.subtotal
     referral.order_total = attribution.total
     referral.currency = attribution.currency
+
+
+def _paid_at(order: Mapping[str, t.Any], now: dt.datetime) -> dt.datetime:
+    """Return when the order was paid for the campaign's schedule: ``processed_at`` if recent, else now.
+
+    Shopify redelivers for about two days, so an older ``processed_at`` is not this payment's time
+    (it is a replayed or hand-made payload) and must not pull the order out of the campaign.
+    """
+    processed = parse_datetime(order.get("processed_at"))
+    if processed is None or abs(now - processed) > dt.timedelta(days=3):
+        return now
+    return processed
 
 
 def _orders_count(order: Mapping[str, t.Any]) -> int | None:

@@ -82,6 +82,11 @@ DESCRIPTIONS: dict[Reason, str] = {
 REVIEW_REASONS = frozenset({Reason.REVIEW_DISPOSABLE_EMAIL, Reason.REVIEW_SHARED_ADDRESS, Reason.REVIEW_VELOCITY})
 
 
+def vocabulary() -> list[dict[str, str]]:
+    """Return every reason code with its meaning, in definition order (for the README and the API docs)."""
+    return [{"code": reason.value, "description": DESCRIPTIONS[reason]} for reason in Reason]
+
+
 def describe(code: str) -> str:
     """Return the human sentence for a reason code, or the code itself when unknown."""
     try:

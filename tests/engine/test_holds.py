@@ -135,3 +135,20 @@ def test_manual_adjustment_changes_the_balance_with_a_reason(store: Store) -> No
     assert db.session.query(AuditEvent).filter_by(action="ledger.adjust").count() == 2
     with pytest.raises(ValidationError):
         ledger.record_adjustment(store.shop, row, 0, "Nothing", "merchant")
+
+
+def test_approval_inside_the_hold_period_waits_for_the_release_date(store: Store) -> None:
+    """Approving a reviewed referral whose hold days are not over leaves it to the sweeper on its date."""
+    _hold_days(store, 10)
+    advocate = store.register()
+    friend = store.register(email="x@yopmail.com")
+    store.pay(order_payload(friend, code=store.code_of(advocate)))
+    referral = db.session.query(Referral).one()
+    assert referral.reason == "REVIEW_DISPOSABLE_EMAIL"
+    ledger.approve_held(referral, "merchant")
+    db.session.commit()
+    assert (referral.status, referral.reason) == ("held", "HOLD_PERIOD")
+    assert store.balance(advocate) == 0
+    assert ledger.release_due_holds(dt.datetime.now(dt.UTC) + dt.timedelta(days=11)) == 2
+    db.session.commit()
+    assert (store.balance(advocate), store.balance(friend)) == (100, 50)
