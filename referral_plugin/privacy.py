@@ -58,7 +58,7 @@ PII_KEYS = frozenset({
     "name", "full_name", "address", "address1", "address2", "shipping_address", "billing_address", "zip",
     "city", "province", "country", "company", "browser_ip", "client_ip", "ip", "user_agent", "note",
     "identifier", "friend_email", "advocate_email", "friend_phone", "advocate_phone", "friend_name",
-    "advocate_name", "latitude", "longitude",
+    "advocate_name", "latitude", "longitude", "email_canonical", "address_hash", "phone_e164",
 })
 
 
@@ -343,7 +343,9 @@ def _referral(referral: Referral, campaigns: t.Mapping[int, str], other: str) ->
 def _attribution(row: OrderAttribution) -> dict[str, t.Any]:
     return {
         "shopify_order_id": row.shopify_order_id, "order_name": row.order_name, "decision": row.decision,
-        "reason": row.reason, "source": row.source, "evidence": row.evidence, "subtotal": _money(row.subtotal),
+        "reason": row.reason, "source": row.source,
+        # Evidence can name the other party (e.g. the advocate in a self-referral check): personal fields go.
+        "evidence": scrub(row.evidence, ()) if row.evidence else None, "subtotal": _money(row.subtotal),
         "total": _money(row.total), "currency": row.currency, "test": row.test, "created_at": _iso(row.created_at),
     }
 
