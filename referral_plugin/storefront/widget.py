@@ -9,8 +9,6 @@ from urllib.parse import quote
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 
 from referral_plugin.extensions import db
 from referral_plugin.models import Campaign
@@ -18,6 +16,7 @@ from referral_plugin.models import Click
 from referral_plugin.models import Customer
 from referral_plugin.models import Invitation
 from referral_plugin.models import InvitationStatus
+from referral_plugin.models import LedgerEntry
 from referral_plugin.models import Referral
 from referral_plugin.models import ReferralCode
 from referral_plugin.models import ReferralStatus
@@ -117,33 +116,17 @@ def login_url(path_prefix: str) -> str:
 
 
 def resolve_customer(shop: Shop, shopify_customer_id: int) -> Customer:
-    """Return the program's customer for a logged-in shopper, creating them on first visit."""
+    """Return the program's customer for a logged-in shopper, creating them on first visit (caller commits)."""
     customer = get_customer(shop, shopify_customer_id)
     if customer is not None:
         return customer
-    try:
-        customer = upsert_customer(shop, shopify_customer_id)
-        db.session.commit()
-    except IntegrityError:
-        # Two first visits at once: the other one created the row.
-        db.session.rollback()
-        found = get_customer(shop, shopify_customer_id)
-        if found is None:
-            raise
-        customer = found
-    return customer
+    # The engine inserts in a savepoint, so two first visits at once share one row.
+    return upsert_customer(shop, shopify_customer_id)
 
 
 def resolve_code(shop: Shop, customer: Customer, campaign: Campaign) -> ReferralCode:
-    """Return the customer's code in the campaign, creating it on first visit."""
-    try:
-        code = get_or_create_code(shop, customer, campaign)
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        code = get_or_create_code(shop, customer, campaign)
-        db.session.commit()
-    return code
+    """Return the customer's code in the campaign, creating it on first visit (caller commits)."""
+    return get_or_create_code(shop, customer, campaign)
 
 
 def _progress(shop: Shop, customer: Customer) -> dict[str, t.Any]:
@@ -170,10 +153,9 @@ def _progress(shop: Shop, customer: Customer) -> dict[str, t.Any]:
     purchased = sum(count for status, count in by_status.items() if status in _PURCHASED)
     not_credited = sum(count for status, count in by_status.items() if status in _NOT_CREDITED)
 
-    friend_alias = aliased(Customer)
     rows = db.session.execute(
-        sa.select(Referral, friend_alias)
-        .outerjoin(friend_alias, friend_alias.id == Referral.friend_id)
+        sa.select(Referral, Customer)
+        .outerjoin(Customer, Customer.id == Referral.friend_id)
         .where(Referral.shop_id == shop.id, Referral.advocate_id == customer.id)
         .order_by(Referral.created_at.desc(), Referral.id.desc())
         .limit(FRIENDS_SHOWN)
@@ -289,6 +271,10 @@ def widget_data(
         f"Shop at {shop_name} with my referral code {code.code}:"
     )
     progress = _progress(shop, customer)
+    # Most customers have no ledger rows yet: one indexed probe spares the balance and pending-reward queries.
+    has_ledger = db.session.scalar(
+        sa.select(sa.exists().where(LedgerEntry.shop_id == shop.id, LedgerEntry.customer_id == customer.id))
+    )
     data.update({
         "customer": {"name": customer.first_name or None},
         "code": code.code,
@@ -301,10 +287,12 @@ def widget_data(
             "joined": progress["joined"],
             "purchased": progress["purchased"],
             "notCredited": progress["notCredited"],
-            "pointsEarned": int(points_earned(customer)),
-            "pointsBalance": int(points_balance(customer)),
+            "pointsEarned": int(points_earned(customer)) if has_ledger else 0,
+            "pointsBalance": int(points_balance(customer)) if has_ledger else 0,
         },
-        "pendingRewards": _pending(shop, customer),
+        "pendingRewards": _pending(shop, customer) if has_ledger else [],
         "friends": progress["friends"],
     })
+    # Once, at the end: a first visit's customer and code are kept; the data above is plain, not ORM rows.
+    db.session.commit()
     return data
