@@ -139,7 +139,27 @@ def update_campaign(campaign: Campaign, data: Mapping[str, t.Any], actor: str) -
     shop = db.session.get(Shop, campaign.shop_id)
     assert shop is not None
     _audit(shop, actor, "campaign.update", campaign, changes)
+    friend_discount = RewardKind.POINTS not in (before["friend_reward_kind"], after["friend_reward_kind"]) or (
+        before["friend_reward_kind"] != after["friend_reward_kind"])
+    if friend_discount and _DISCOUNT_FIELDS & changes.keys():
+        _resync_codes(campaign)
     return campaign
+
+
+#: Campaign fields carried by the advocates' codes when they are live Shopify discounts.
+_DISCOUNT_FIELDS = {"friend_reward_kind", "friend_reward_value", "starts_at", "ends_at", "min_order_subtotal",
+                    "status"}
+
+
+def _resync_codes(campaign: Campaign) -> None:
+    """Have JOBS bring every code of the campaign in line with the friend's offer in Shopify."""
+    from referral_plugin.models import ReferralCode
+    from referral_plugin.referrals.jobs_bridge import schedule_code_discount_sync
+
+    ids = db.session.scalars(select(ReferralCode.id).where(ReferralCode.campaign_id == campaign.id,
+                                                           ReferralCode.retired_at.is_(None)))
+    for code_id in ids:
+        schedule_code_discount_sync(code_id)
 
 
 def describe_reward(kind: str, value: Decimal, currency: str = "USD") -> str:

@@ -88,3 +88,15 @@ def test_friend_discount_used_at_checkout_is_recorded_as_applied(store: Store, a
     assert _rows(EntryType.ISSUE) == []
     assert store.balance(advocate) == 100
     assert admin_api.calls.count("discountCodeBasicCreate") == 2  # the friend's own code, made at registration
+
+
+def test_switching_the_friend_reward_to_a_discount_makes_existing_codes_live(store: Store,
+                                                                            admin_api: FakeAdminAPI) -> None:
+    """Existing advocates' codes become Shopify discounts when the friend reward turns into one."""
+    store.register()
+    store.register()
+    assert admin_api.calls == []
+    update_campaign(ensure_default_campaign(store.shop),
+                    {"friend_reward_kind": "percentage", "friend_reward_value": 15}, actor="merchant")
+    db.session.commit()
+    assert admin_api.calls == ["discountCodeBasicCreate", "discountCodeBasicCreate"]
