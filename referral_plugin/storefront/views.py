@@ -18,8 +18,10 @@ from flask import request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from referral_plugin.errors import Forbidden
+from referral_plugin.errors import ReferralPluginError
 from referral_plugin.errors import Unauthorized
 from referral_plugin.errors import ValidationError
+from referral_plugin.errors import register_error_renderer
 from referral_plugin.security.signatures import parse_query
 from referral_plugin.storefront import invites
 from referral_plugin.storefront.landing import client_ip
@@ -35,6 +37,30 @@ from referral_plugin.storefront.widget import widget_data
 bp = Blueprint("storefront", __name__, url_prefix="/proxy")
 
 LIQUID = "application/liquid"
+
+
+def render_storefront_error(error: ReferralPluginError) -> Response:
+    """Answer errors as JSON, except a verified no-JavaScript form post, which gets a page with a way back."""
+    ctx = g.get("proxy")
+    wants_page = (
+        isinstance(ctx, ProxyContext)
+        and request.method == "POST"
+        and not request.is_json
+        and request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+    )
+    if not wants_page:
+        return jsonify(error.to_dict())
+    body = render_liquid_safe(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        "storefront/error.html",
+        message=error.message,
+        back_url=f"{ctx.path_prefix}/widget",
+        app_url=current_app.config["APP_URL"],
+    )
+    return _page(body)
+
+
+register_error_renderer(bp.name, render_storefront_error)
 
 
 @bp.before_request

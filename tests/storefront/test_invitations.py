@@ -230,3 +230,14 @@ def test_tokens_are_bound_to_shop_customer_and_day() -> None:
 def test_same_origin(origin: str | None, ok: bool) -> None:
     """Only the shop's own https origin counts as same-origin."""
     assert same_origin(origin, SHOP) is ok
+
+
+def test_refused_form_post_without_javascript_gets_a_page(shopify: ShopifyActions, advocate: Customer) -> None:
+    """A no-JavaScript form post that is refused gets a page explaining why, with a way back; nothing written."""
+    response = shopify.proxy_post("invitations", ADVOCATE_ID, data={"friends": "bea@example.com"},
+                                  headers={"Accept": "text/html"})
+    assert response.status_code == 403
+    assert response.mimetype == "application/liquid"
+    html = response.get_data(as_text=True)
+    assert "reload the page and try again" in html and 'href="/apps/referrals/widget"' in html
+    assert _count() == 0
