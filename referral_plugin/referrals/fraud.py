@@ -6,6 +6,7 @@ import datetime as dt
 import typing as t
 from collections.abc import Mapping
 
+from flask import current_app
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
@@ -33,8 +34,9 @@ DISPOSABLE_DOMAINS = frozenset({
     "tempmail.net", "tempmailo.com", "tempr.email", "throwawaymail.com", "trashmail.com", "trashmail.de",
     "trashmail.net", "yopmail.com", "yopmail.fr", "yopmail.net", "mailpoof.com", "burnermail.io",
 })
-#: Referrals of one advocate within :data:`VELOCITY_WINDOW` beyond which new ones wait for review.
-VELOCITY_LIMIT = 5
+#: Referrals of one advocate within :data:`VELOCITY_WINDOW` beyond which new ones wait for review
+#: (config ``REVIEW_VELOCITY_LIMIT`` overrides; 0 turns the rule off).
+VELOCITY_LIMIT = 20
 VELOCITY_WINDOW = dt.timedelta(hours=24)
 #: How far back a shared address between two friends of one advocate is looked for.
 SHARED_ADDRESS_WINDOW = dt.timedelta(days=90)
@@ -101,9 +103,20 @@ def review_signal(
             ).limit(1))
         if shared is not None:
             return Reason.REVIEW_SHARED_ADDRESS, {"shared_with_referral": shared}
+    limit = velocity_limit()
+    if limit <= 0:
+        return None
     recent = db.session.scalar(select(func.count(Referral.id)).where(
         Referral.shop_id == shop.id, Referral.advocate_id == advocate.id,
         Referral.status.in_(_COUNTED_STATUSES), Referral.decided_at >= now - VELOCITY_WINDOW))
-    if recent is not None and recent >= VELOCITY_LIMIT:
-        return Reason.REVIEW_VELOCITY, {"referrals_last_24h": int(recent), "limit": VELOCITY_LIMIT}
+    if recent is not None and recent >= limit:
+        return Reason.REVIEW_VELOCITY, {"referrals_last_24h": int(recent), "limit": limit}
     return None
+
+
+def velocity_limit() -> int:
+    """Return how many referrals per advocate a day pass without review (``REVIEW_VELOCITY_LIMIT``)."""
+    try:
+        return int(current_app.config.get("REVIEW_VELOCITY_LIMIT", VELOCITY_LIMIT))
+    except (TypeError, ValueError):
+        return VELOCITY_LIMIT
