@@ -135,4 +135,4 @@ def start_server(
 
     yield start
     for server in servers:
-        server.stop()
+        server.stop(graceful=False)  # the test is over: no request is in flight

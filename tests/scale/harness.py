@@ -144,10 +144,10 @@ class AppServer:
         """Return what gunicorn and the app wrote so far (the last 20,000 characters)."""
         return self.log_path.read_text(errors="replace")[-20000:] if self.log_path.exists() else ""
 
-    def stop(self) -> None:
-        """Stop gracefully (SIGTERM), then hard after 20 s; remove temporary files."""
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop (SIGTERM: graceful, SIGQUIT: at once), then hard after 20 s; remove temporary files."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
@@ -214,6 +214,8 @@ class FakeShopify:
         self.faults: collections.deque[str] = collections.deque()
         self.slow_seconds = 15.0
         self.requests: list[dict[str, t.Any]] = []
+        #: Every GraphQL call: when it arrived and the fault it got ("ok" when none).
+        self.calls: list[tuple[float, str]] = []
         self.discounts: dict[str, dict[str, dict[str, t.Any]]] = collections.defaultdict(dict)
         self.tokens_issued = 0
         self.hold: threading.Event | None = None
@@ -280,7 +282,7 @@ class FakeShopify:
         match = re.search(r"\b(discountCode\w+|discountAutomatic\w+|\w+)\s*\(", query.split("{", 1)[-1])
         mutation = match.group(1) if match and query.lstrip().startswith("mutation") else ""
         with self.lock:
-            self.requests.append({"shop": shop, "mutation": mutation, "variables": variables})
+            self.requests.append({"shop": shop, "mutation": mutation, "variables": variables, "at": time.time()})
         if mutation.startswith("discountCode") and mutation.endswith("Create"):
             if self.hold is not None:
                 self.holding.set()
@@ -377,6 +379,8 @@ class FakeShopify:
                     self._send(400, {"errors": "bad json"})
                     return
                 fault = fake._next_fault()
+                with fake.lock:
+                    fake.calls.append((time.time(), fault or "ok"))
                 if fault == "429":
                     self._send(429, {"errors": "Exceeded 2 calls per second for api client."}, {"Retry-After": "1"})
                     return
