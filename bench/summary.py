@@ -1,0 +1,234 @@
+"""Time ``shop_summary`` on a shop with a million referrals, on a throwaway SQLite file (or ``--database``).
+
+Usage::
+
+    python bench/summary.py                       # 1,000,000 referrals, fresh temp SQLite
+    python bench/summary.py --referrals 200000    # smaller
+    python bench/summary.py --database postgresql://localhost/bench   # an empty database of yours
+
+Rows are bulk-inserted with SQLAlchemy Core ``executemany`` in batches: customers, codes, a million
+referrals spread over two years, clicks (3 per referral), invitations, an attribution for 40 % of the
+referrals and the ledger rows those orders earn (grants, some holds/releases, reversals, discount issues).
+A second, smaller shop shares the tables so every query must scope by shop. Then the summary for the last
+30 and the last 365 days is timed (best and median of a few runs) and printed as a table, with the
+figures it returned so the timing is of real work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import typing as t
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BATCH = 20_000
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+SPAN_DAYS = 730
+
+
+def _batches(rows: t.Iterable[dict[str, t.Any]], size: int = BATCH) -> t.Iterator[list[dict[str, t.Any]]]:
+    batch: list[dict[str, t.Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def populate(shop_id: int, referrals: int, *, seed: int, id_base: int) -> None:
+    """Insert one shop's history: customers, codes, referrals, clicks, invitations, attributions, ledger."""
+    from sqlalchemy import insert
+
+    from referral_plugin.extensions import db
+    from referral_plugin.models import Campaign
+    from referral_plugin.models import Click
+    from referral_plugin.models import Customer
+    from referral_plugin.models import Invitation
+    from referral_plugin.models import LedgerEntry
+    from referral_plugin.models import OrderAttribution
+    from referral_plugin.models import Referral
+    from referral_plugin.models import ReferralCode
+
+    rng = random.Random(seed)
+    campaign = Campaign(shop_id=shop_id, token=f"B{seed % 10000:04d}", name="Bench", is_default=True)
+    db.session.add(campaign)
+    db.session.flush()
+    advocates = max(referrals // 20, 1)
+    # Ids are assigned here so the bulk inserts need no round trips to learn them.
+    advocate_ids = range(id_base, id_base + advocates)
+    friend_ids = range(id_base + advocates, id_base + advocates + referrals)
+    code_ids = range(id_base, id_base + advocates)
+    created = NOW - dt.timedelta(days=SPAN_DAYS + 1)
+
+    def customers() -> t.Iterator[dict[str, t.Any]]:
+        for cid in [*advocate_ids, *friend_ids]:
+            yield {"id": cid, "shop_id": shop_id, "shopify_customer_id": cid, "email": f"c{cid}@example.com",
+                   "email_canonical": f"c{cid}@example.com", "first_name": f"C{cid}", "created_at": created,
+                   "updated_at": created}
+
+    for batch in _batches(customers()):
+        db.session.execute(insert(Customer), batch)
+    for batch in _batches({"id": code_id, "shop_id": shop_id, "campaign_id": campaign.id, "customer_id": code_id,
+                           "code": f"B{code_id:09d}", "created_at": created} for code_id in code_ids):
+        db.session.execute(insert(ReferralCode), batch)
+
+    plan: list[tuple[int, int, int, dt.datetime]] = []  # (referral id, advocate id, friend id, bound at)
+    for index, friend_id in enumerate(friend_ids):
+        advocate = advocate_ids[int(rng.paretovariate(1.2)) % advocates]
+        bound = NOW - dt.timedelta(seconds=rng.uniform(0, SPAN_DAYS * 86400))
+        plan.append((id_base + index, advocate, friend_id, bound))
+
+    statuses = ["rewarded"] * 30 + ["pending"] * 50 + ["rejected"] * 10 + ["held"] * 5 + ["reversed"] * 5
+
+    def referral_rows() -> t.Iterator[dict[str, t.Any]]:
+        for rid, advocate, friend, bound in plan:
+            status = statuses[rid % len(statuses)]
+            ordered = status != "pending"
+            yield {"id": rid, "shop_id": shop_id, "campaign_id": campaign.id, "referral_code_id": advocate,
+                   "advocate_id": advocate, "friend_id": friend, "source": "discount_code", "status": status,
+                   "reason": None if status == "pending" else "QUALIFIED", "created_at": bound,
+                   "shopify_order_id": rid if ordered else None, "order_name": f"#{rid}" if ordered else None,
+                   "order_subtotal": Decimal("60.00") if ordered else None,
+                   "order_total": Decimal("64.50") if ordered else None, "currency": "USD" if ordered else None}
+
+    for batch in _batches(referral_rows()):
+        db.session.execute(insert(Referral), batch)
+
+    def clicks() -> t.Iterator[dict[str, t.Any]]:
+        for rid, advocate, _, bound in plan:
+            for k in range(3):
+                yield {"shop_id": shop_id, "referral_code_id": advocate, "visitor_hash": f"{rid:x}{k}",
+                       "created_at": bound - dt.timedelta(hours=k + 1)}
+
+    for batch in _batches(clicks()):
+        db.session.execute(insert(Click), batch)
+
+    def invitations() -> t.Iterator[dict[str, t.Any]]:
+        for _rid, advocate, friend, bound in plan[::4]:
+            yield {"shop_id": shop_id, "campaign_id": campaign.id, "advocate_id": advocate, "channel": "email",
+                   "identifier": f"c{friend}@example.com", "source": "widget", "status": "joined",
+                   "invited_at": bound - dt.timedelta(days=1), "friend_id": friend}
+
+    for batch in _batches(invitations()):
+        db.session.execute(insert(Invitation), batch)
+
+    def attributions() -> t.Iterator[dict[str, t.Any]]:
+        for rid, advocate, friend, bound in plan:
+            status = statuses[rid % len(statuses)]
+            if status == "pending":
+                continue
+            decision = {"rejected": "rejected", "held": "held"}.get(status, "qualified")
+            yield {"shop_id": shop_id, "shopify_order_id": rid, "order_name": f"#{rid}", "referral_id": rid,
+                   "referral_code_id": advocate, "advocate_id": advocate, "friend_id": friend,
+                   "source": "discount_code", "decision": decision, "reason": "QUALIFIED",
+                   "subtotal": Decimal("60.00"), "total": Decimal("64.50"), "currency": "USD", "test": False,
+                   "created_at": bound + dt.timedelta(hours=2)}
+
+    for batch in _batches(attributions()):
+        db.session.execute(insert(OrderAttribution), batch)
+
+    def ledger() -> t.Iterator[dict[str, t.Any]]:
+        for rid, advocate, friend, bound in plan:
+            status = statuses[rid % len(statuses)]
+            if status in ("pending", "rejected"):
+                continue
+            at = bound + dt.timedelta(hours=2)
+            kind = "hold" if status == "held" else "grant"
+            for side, customer, points in (("advocate", advocate, 100), ("friend", friend, 50)):
+                yield {"shop_id": shop_id, "customer_id": customer, "referral_id": rid, "campaign_id": campaign.id,
+                       "entry_type": kind, "side": side, "reward_kind": "points", "points": points,
+                       "amount": Decimal(0), "idempotency_key": f"{kind}:{rid}:{side}", "shopify_order_id": rid,
+                       "created_at": at, "available_at": at + dt.timedelta(days=30) if kind == "hold" else None}
+                if status == "reversed":
+                    yield {"shop_id": shop_id, "customer_id": customer, "referral_id": rid,
+                           "campaign_id": campaign.id, "entry_type": "reversal", "side": side,
+                           "reward_kind": "points", "points": -points, "amount": Decimal(0),
+                           "idempotency_key": f"reversal:{rid}:{side}", "shopify_order_id": rid,
+                           "created_at": at + dt.timedelta(days=5)}
+            if rid % 10 == 0:
+                yield {"shop_id": shop_id, "customer_id": friend, "referral_id": rid, "campaign_id": campaign.id,
+                       "entry_type": "issue", "side": "friend", "reward_kind": "fixed_amount", "points": 0,
+                       "amount": Decimal("5.00"), "idempotency_key": f"issue:{rid}", "shopify_order_id": rid,
+                       "created_at": at + dt.timedelta(minutes=1)}
+
+    for batch in _batches(ledger()):
+        db.session.execute(insert(LedgerEntry), batch)
+    db.session.commit()
+
+
+def main() -> None:
+    """Build the data, time the summary, print a table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--referrals", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--database", help="SQLAlchemy URL of an empty database (default: a temp SQLite file)")
+    parser.add_argument("--timezone", default="America/New_York")
+    args = parser.parse_args()
+
+    for key in list(os.environ):
+        if key.startswith("SHOPIFY_"):
+            del os.environ[key]
+    from referral_plugin import create_app
+    from referral_plugin.extensions import db
+    from referral_plugin.models import Shop
+    from referral_plugin.reports.summary import shop_summary
+
+    workdir = tempfile.mkdtemp(prefix="summary-bench-")
+    url = args.database or f"sqlite:///{workdir}/bench.sqlite"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "RATELIMIT_STORAGE_URI": "memory://"})
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        big = Shop(shopify_domain="bench-shop.myshopify.com", timezone=args.timezone, point_value=Decimal("0.01"))
+        small = Shop(shopify_domain="other-shop.myshopify.com")
+        db.session.add_all([big, small])
+        db.session.commit()
+        started = time.perf_counter()
+        populate(big.id, args.referrals, seed=1, id_base=1)
+        populate(small.id, max(args.referrals // 10, 1), seed=2, id_base=10_000_000)
+        if url.startswith("sqlite"):
+            db.session.execute(db.text("ANALYZE"))
+            db.session.commit()
+        load_seconds = time.perf_counter() - started
+        counts = {name: db.session.execute(db.text(f"SELECT count(*) FROM {name}")).scalar_one()
+                  for name in ("referrals", "clicks", "invitations", "order_attributions", "ledger_entries")}
+
+        today = dt.date(2026, 11, 22)
+        rows = []
+        for days in (30, 365):
+            start = today - dt.timedelta(days=days - 1)
+            timings = []
+            result: dict[str, t.Any] = {}
+            for _ in range(args.runs):
+                db.session.expire_all()
+                began = time.perf_counter()
+                result = shop_summary(big, start, today)
+                timings.append(time.perf_counter() - began)
+            rows.append((days, min(timings), statistics.median(timings), result))
+        dialect = db.engine.dialect.name
+
+    print(f"\nshop_summary benchmark on {dialect}; data loaded in {load_seconds:.0f} s")
+    print("rows: " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
+    print(f"{'range':>10} | {'best ms':>8} | {'median ms':>9} | {'clicks':>8} | {'signups':>8} | {'orders':>7} | "
+          f"{'revenue':>12} | {'points':>9}")
+    print("-" * 98)
+    for days, best, median, result in rows:
+        print(f"{days:>7} d | {best * 1000:>8.0f} | {median * 1000:>9.0f} | {result['clicks']:>8,} | "
+              f"{result['signups']:>8,} | {result['referredOrders']:>7,} | {result['referralRevenue']:>12,.2f} | "
+              f"{result['pointsAwarded']:>9,}")
+
+
+if __name__ == "__main__":
+    main()
