@@ -53,6 +53,9 @@ class LedgerEntry(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "idempotency_key"),
         Index("ix_ledger_entries_shop_created", "shop_id", "created_at"),
+        # Covers the dashboard summary's per-day figures, so they are read from the index alone.
+        Index("ix_ledger_entries_shop_created_cover", "shop_id", "created_at", "entry_type", "reward_kind",
+              "points", "amount", "referral_id", "customer_id", "reason"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -162,6 +162,9 @@ class OrderAttribution(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "shopify_order_id"),
         Index("ix_order_attributions_shop_created", "shop_id", "created_at"),
+        # Covers the dashboard summary's per-day figures and top advocates, read from the index alone.
+        Index("ix_order_attributions_shop_created_cover", "shop_id", "created_at", "decision", "advocate_id",
+              "total"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
