@@ -25,13 +25,16 @@ from referral_plugin.errors import ValidationError
 from referral_plugin.extensions import db
 from referral_plugin.mail import mail_configured
 from referral_plugin.models import Shop
+from referral_plugin.referrals.campaigns import describe_offer
 from referral_plugin.referrals.campaigns import ensure_default_campaign
 from referral_plugin.referrals.codes import invite_link
 from referral_plugin.referrals.invitations import invite
 from referral_plugin.rewards import schedule_email
 from referral_plugin.storefront.reasons import invitation_reason_text
+from referral_plugin.storefront.widget import offer_sentences
 from referral_plugin.storefront.widget import resolve_code
 from referral_plugin.storefront.widget import resolve_customer
+from referral_plugin.storefront.widget import share_message
 
 #: Most friends in one request; more is a 400, so one post cannot flood the table.
 MAX_FRIENDS_PER_REQUEST = 10
@@ -165,7 +168,7 @@ def _send_yourself(channel: str, identifier: str, message: str, subject: str) ->
 
 
 def invite_friends(
-    shop: Shop, shopify_customer_id: int, friends: Sequence[FriendInput], *, share_message: str | None = None,
+    shop: Shop, shopify_customer_id: int, friends: Sequence[FriendInput]
 ) -> dict[str, t.Any]:
     """Invite each friend for the logged-in customer and return per-item results and a summary."""
     advocate = resolve_customer(shop, shopify_customer_id)
@@ -173,8 +176,7 @@ def invite_friends(
     code = resolve_code(shop, advocate, campaign)
     link = invite_link(shop, code)
     shop_name = shop.name or shop.shopify_domain.split(".", 1)[0]
-    message = share_message or f"Join me at {shop_name} with my referral code {code.code}:"
-    message = f"{message} {link}"
+    message = f"{share_message(shop_name, offer_sentences(describe_offer(campaign)), code.code)} {link}"
     subject = f"A gift for you from {shop_name}"
     emailing = mail_configured()
 

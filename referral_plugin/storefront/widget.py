@@ -110,6 +110,14 @@ def share_links(link: str, message: str, subject: str) -> dict[str, str]:
     }
 
 
+def share_message(shop_name: str, offer: t.Mapping[str, str], code: str) -> str:
+    """Return the words shared with the link: the friend's reward, the shop and the code."""
+    friend_offer = offer.get("friend") or ""
+    if friend_offer:
+        return f"Get {friend_offer} at {shop_name} with my code {code}:"
+    return f"Shop at {shop_name} with my referral code {code}:"
+
+
 def login_url(path_prefix: str) -> str:
     """Return the storefront login URL that comes back to the widget afterwards."""
     return "/account/login?" + urlencode({"return_url": f"{path_prefix}/widget"}, quote_via=quote)
@@ -271,10 +279,7 @@ def widget_data(
     customer = resolve_customer(shop, shopify_customer_id)
     code = resolve_code(shop, customer, campaign)
     link = invite_link(shop, code)
-    friend_offer = data["offer"]["friend"] or data["offer"]["headline"]
-    message = f"{friend_offer} at {shop_name} with my code {code.code}:" if friend_offer else (
-        f"Shop at {shop_name} with my referral code {code.code}:"
-    )
+    message = share_message(shop_name, data["offer"], code.code)
     progress = _progress(shop, customer)
     # Most customers have no ledger rows yet: one indexed probe spares the balance and pending-reward queries.
     has_ledger = db.session.scalar(

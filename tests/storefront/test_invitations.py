@@ -66,6 +66,7 @@ def test_without_smtp_the_widget_offers_send_it_yourself_links(shopify: ShopifyA
     assert email["sendYourself"].startswith("mailto:bea@example.com?subject=")
     assert sms["sendYourself"].startswith("sms:+14155550199?&body=")
     assert "%2Fapps%2Freferrals%2Fr%2F" in email["sendYourself"]
+    assert "Get%2050%20points%20at%20test-shop" in sms["sendYourself"]
 
 
 def test_invalid_friends_get_reasons_in_plain_words(shopify: ShopifyActions, advocate: Customer) -> None:

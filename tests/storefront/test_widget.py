@@ -79,6 +79,7 @@ def test_share_links_carry_the_invite_link(shopify: ShopifyActions, advocate: Cu
     for channel, url in data["share"].items():
         assert link in unquote(url), channel
     assert parse_qs(urlsplit(data["share"]["facebook"]).query)["u"] == [link]
+    assert data["shareMessage"] == f"Get 50 points at test-shop with my code {advocate_code.code}:"
 
 
 def test_new_customer_gets_a_code_on_first_visit(shopify: ShopifyActions, shop: Shop, campaign: Campaign) -> None:
