@@ -44,3 +44,17 @@ def same_origin(origin: str | None, shop_domain: str) -> bool:
         return False
     parts = urlsplit(origin)
     return parts.scheme == "https" and (parts.hostname or "").lower() == shop_domain and parts.port in (None, 443)
+
+
+def json_origin_ok(origin: str | None, fetch_site: str | None, shop_domain: str) -> bool:
+    """Tell whether a JSON post without a token may pass: from the shop's origin, or from no browser page at all.
+
+    A page on another site cannot send ``application/json`` without a CORS preflight, which this app never
+    grants, and a browser always names the page's origin on such a post; so a foreign ``Origin`` or a
+    ``Sec-Fetch-Site: cross-site`` is refused, and a post without either came from no web page.
+    """
+    if (fetch_site or "").strip().lower() == "cross-site":
+        return False
+    if origin is None:
+        return True
+    return same_origin(origin, shop_domain)

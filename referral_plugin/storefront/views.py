@@ -31,7 +31,7 @@ from referral_plugin.storefront.proxy import verify_proxy_request
 from referral_plugin.storefront.safety import render_liquid_safe
 from referral_plugin.storefront.tokens import check_form_token
 from referral_plugin.storefront.tokens import form_token
-from referral_plugin.storefront.tokens import same_origin
+from referral_plugin.storefront.tokens import json_origin_ok
 from referral_plugin.storefront.widget import widget_data
 
 bp = Blueprint("storefront", __name__, url_prefix="/proxy")
@@ -144,8 +144,8 @@ def invitations() -> Response | tuple[Response, int]:
             raise ValidationError("the body must be a JSON object", code="INVALID_JSON")
         payload = body
         token = body.get("token") if isinstance(body.get("token"), str) else request.headers.get("X-Referral-Token")
-        trusted = check_form_token(ctx.shop.shopify_domain, ctx.customer_id, token) or same_origin(
-            request.headers.get("Origin"), ctx.shop.shopify_domain
+        trusted = check_form_token(ctx.shop.shopify_domain, ctx.customer_id, token) or json_origin_ok(
+            request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), ctx.shop.shopify_domain
         )
     else:
         form_values = list(request.form.items(multi=True))

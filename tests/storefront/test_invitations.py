@@ -126,16 +126,32 @@ def test_cross_site_form_post_is_refused(shopify: ShopifyActions, advocate: Cust
     assert _count() == 0
 
 
-def test_json_without_token_needs_the_shops_origin(shopify: ShopifyActions, advocate: Customer) -> None:
-    """JSON without a token is refused from another origin or none, and accepted from the shop's own origin."""
+def test_json_without_token_is_refused_from_another_site(shopify: ShopifyActions, advocate: Customer) -> None:
+    """JSON without a token is refused from a foreign origin or a cross-site fetch, and nothing is written."""
     body = {"friends": ["bea@example.com"]}
-    assert _post_json(shopify, body).status_code == 403
     assert _post_json(shopify, body, headers={"Origin": "https://evil.example"}).status_code == 403
     assert _post_json(shopify, body, headers={"Origin": "http://test-shop.myshopify.com"}).status_code == 403
+    assert _post_json(shopify, body, headers={"Origin": "null"}).status_code == 403
+    assert _post_json(shopify, body, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
     assert _count() == 0
-    response = _post_json(shopify, body, headers={"Origin": "https://test-shop.myshopify.com"})
+
+
+def test_json_without_token_from_the_shop_or_no_page_is_accepted(shopify: ShopifyActions,
+                                                                 advocate: Customer) -> None:
+    """JSON from the shop's own origin, or with no Origin (no web page can send that), is accepted."""
+    response = _post_json(shopify, {"friends": ["bea@example.com"]},
+                          headers={"Origin": "https://test-shop.myshopify.com", "Sec-Fetch-Site": "same-origin"})
     assert response.status_code == 200
-    assert _count() == 1
+    assert _post_json(shopify, {"friends": ["cal@example.com"]}).status_code == 200
+    assert _count() == 2
+
+
+def test_text_plain_json_is_a_form_post_and_needs_the_token(shopify: ShopifyActions, advocate: Customer) -> None:
+    """A JSON body sent as text/plain (what a cross-site form can do without a preflight) needs the token."""
+    response = shopify.proxy_post("invitations", ADVOCATE_ID, data=json.dumps({"friends": ["bea@example.com"]}),
+                                  content_type="text/plain")
+    assert response.status_code == 403
+    assert _count() == 0
 
 
 def test_token_in_a_header_works_for_json(shopify: ShopifyActions, advocate: Customer) -> None:
@@ -147,7 +163,9 @@ def test_token_in_a_header_works_for_json(shopify: ShopifyActions, advocate: Cus
 def test_another_customers_token_is_refused(shopify: ShopifyActions, advocate: Customer) -> None:
     """A token is bound to its customer: Ana's token does not let customer 42 post."""
     token = _token(shopify)
-    assert _post_json(shopify, {"token": token, "friends": ["bea@example.com"]}, customer_id=42).status_code == 403
+    response = _post_json(shopify, {"token": token, "friends": ["bea@example.com"]}, customer_id=42,
+                          headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
 
 
 def test_anonymous_visitors_cannot_invite(shopify: ShopifyActions, shop: Shop) -> None:
