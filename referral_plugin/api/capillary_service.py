@@ -59,6 +59,8 @@ _IDENTIFIER_ALIASES = {
     "email": "email",
 }
 MAX_IDENTIFIERS = 10
+#: Most customers, and most referrals per customer, in one "Refer Customer" request.
+MAX_BATCH = 100
 MAX_LIMIT = 100
 _MAX_BIGINT = 2**63 - 1
 _REFERRAL_TYPES = {"MOBILE": "mobile", "EMAIL": "email"}
@@ -107,7 +109,13 @@ def refer_customers(shop: Shop, body: t.Any) -> list[dict[str, t.Any]]:
     customers = root.get("customer") if isinstance(root, Mapping) else None
     if not isinstance(customers, (list, Mapping)):
         raise ValidationError("The body must be {\"root\": {\"customer\": [...]}}.", field="root.customer")
-    return [_refer_one(shop, item) for item in _as_list(customers)]
+    items = _as_list(customers)
+    if len(items) > MAX_BATCH:
+        raise ValidationError(f"At most {MAX_BATCH} customers per request.", field="root.customer")
+    for item in items:  # refuse an oversized batch before anything is written
+        if isinstance(item, Mapping) and isinstance(item.get("referrals"), Mapping):
+            _referral_groups(item["referrals"])
+    return [_refer_one(shop, item) for item in items]
 
 
 def _find_advocate(shop: Shop, item: Mapping[str, t.Any]) -> tuple[Customer | None, str]:
@@ -163,6 +171,8 @@ def _referral_groups(referrals: Mapping[str, t.Any]) -> list[tuple[str, list[t.A
             continue
         kind = _text(group.get("type")) or ""
         groups.append((kind.upper(), _as_list(group.get("referral"))))
+    if sum(len(items) for _, items in groups) > MAX_BATCH:
+        raise ValidationError(f"At most {MAX_BATCH} referrals per customer.", field="referral")
     return groups
 
 

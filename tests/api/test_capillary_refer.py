@@ -205,3 +205,18 @@ def test_malformed_bodies_are_400_in_the_capillary_envelope(api: ApiClient, api_
         assert response.status_code == 400
         assert response.get_json()["response"]["status"]["success"] == "false"
         assert response.get_json()["response"]["status"]["code"] == 400
+
+
+def test_oversized_batches_are_refused_before_anything_is_written(api: ApiClient, api_shop: Shop,
+                                                                  advocate: Customer) -> None:
+    """More than 100 customers, or 100 referrals for one customer, is 400 and invites nobody."""
+    ok = copy.deepcopy(SEED_REQUEST["root"]["customer"][0])
+    too_many = copy.deepcopy(ok)
+    too_many["referrals"]["referral_type"]["referral"] = [
+        {"id": "", "invited_on": "x", "name": "n", "identifier": f"f{n}@example.com"} for n in range(101)]
+    too_many["referrals"]["referral_type"]["type"] = "EMAIL"
+    for body in ({"root": {"customer": [ok] * 101}}, {"root": {"customer": [ok, too_many]}}):
+        response = api.post(PATH, json=body)
+        assert response.status_code == 400
+        assert response.get_json()["response"]["status"]["code"] == 400
+    assert db.session.scalars(select(Invitation)).all() == []
