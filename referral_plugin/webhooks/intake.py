@@ -185,14 +185,15 @@ def process_delivery(delivery: Delivery, payload: Payload) -> IntakeResult:
         return IntakeResult(IGNORED, delivery)
     try:
         handler(_find_shop(delivery.shop_domain), payload, delivery)
-        db.session.flush()
+        # Inside the try: a commit that fails (a constraint checked late, a lost connection) is a
+        # failed delivery too, and Shopify must retry it.
+        db.session.commit()
     except Exception as exc:  # noqa: BLE001 - any handler error must become a recorded, retryable failure
         db.session.rollback()
         logger.exception("webhook handler failed: %s %s for %s", delivery.topic, delivery.webhook_id,
                          delivery.shop_domain)
         _record_failure(delivery, exc)
         return IntakeResult(FAILED, delivery)
-    db.session.commit()
     return IntakeResult(PROCESSED, delivery)
 
 
