@@ -26,6 +26,7 @@ from referral_plugin.models import ReferralCode
 from referral_plugin.models import ReferralStatus
 from referral_plugin.models import Shop
 from referral_plugin.reports.summary import mask_email
+from referral_plugin.reports.summary import parse_date
 from referral_plugin.reports.summary import shop_zone
 from referral_plugin.reports.summary import utc_bounds
 
@@ -87,11 +88,7 @@ class LogFilters:
         dates: dict[str, dt.date | None] = {}
         for field in ("start", "end"):
             raw = (args.get(field) or "").strip()
-            try:
-                dates[field] = dt.date.fromisoformat(raw) if raw else None
-            except ValueError:
-                raise ValidationError(f"{field} must be a date written YYYY-MM-DD.", code="INVALID_DATE",
-                                      field=field) from None
+            dates[field] = parse_date(raw, field) if raw else None
         try:
             page = max(1, int(args.get("page") or 1))
         except ValueError:

@@ -42,6 +42,7 @@ from referral_plugin.models import UTCDateTime
 __all__ = [
     "DEFAULT_RANGE_DAYS",
     "MAX_RANGE_DAYS",
+    "parse_date",
     "parse_range",
     "shop_summary",
     "shop_today",
@@ -85,12 +86,18 @@ def utc_bounds(zone: ZoneInfo, start: dt.date, end: dt.date) -> tuple[dt.datetim
     return low, high
 
 
-def _parse_date(raw: str, field: str) -> dt.date:
+def parse_date(raw: str, field: str) -> dt.date:
+    """Read a ``YYYY-MM-DD`` date; years outside 1970-9000 are refused (no referral is that old or late).
+
+    :raise ValidationError: ``INVALID_DATE``, naming ``field``.
+    """
     try:
-        return dt.date.fromisoformat(raw.strip())
+        value = dt.date.fromisoformat(raw.strip())
     except ValueError:
-        raise ValidationError(f"{field} must be a date written YYYY-MM-DD.", code="INVALID_DATE",
-                              field=field) from None
+        value = None
+    if value is None or len(raw.strip()) != 10 or not 1970 <= value.year <= 9000:
+        raise ValidationError(f"{field} must be a date written YYYY-MM-DD.", code="INVALID_DATE", field=field)
+    return value
 
 
 def parse_range(shop: Shop, start_raw: str | None, end_raw: str | None,
@@ -100,8 +107,8 @@ def parse_range(shop: Shop, start_raw: str | None, end_raw: str | None,
     :raise ValidationError: ``INVALID_DATE`` for an unreadable date, ``INVALID_RANGE`` when start is
         after end, ``RANGE_TOO_LONG`` beyond :data:`MAX_RANGE_DAYS`.
     """
-    end = _parse_date(end_raw, "end") if end_raw else shop_today(shop, now)
-    start = _parse_date(start_raw, "start") if start_raw else end - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    end = parse_date(end_raw, "end") if end_raw else shop_today(shop, now)
+    start = parse_date(start_raw, "start") if start_raw else end - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1)
     check_range(start, end)
     return start, end
 

@@ -168,6 +168,9 @@ def test_other_shops_rows_are_not_counted(shop: Shop, history: History) -> None:
         ("2026-13-01", "2026-11-01", "INVALID_DATE"),
         ("yesterday", None, "INVALID_DATE"),
         ("2024-01-01", "2026-01-01", "RANGE_TOO_LONG"),
+        ("9999-12-30", "9999-12-31", "INVALID_DATE"),
+        ("0001-01-01", "0001-01-02", "INVALID_DATE"),
+        ("2026-11-1", "2026-11-02", "INVALID_DATE"),
     ],
 )
 def test_bad_ranges_are_refused(shop: Shop, start: str, end: str | None, code: str) -> None:
