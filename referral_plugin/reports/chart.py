@@ -82,7 +82,8 @@ def series_svg(series: t.Sequence[t.Mapping[str, t.Any]], currency: str) -> Mark
     for index, row in enumerate(series):
         left = PAD_LEFT + index * slot + (slot - bar * 3) / 2
         title = escape(day_title(row, currency))
-        parts.append(f'<g class="day" tabindex="0" aria-label="{title}"><title>{title}</title>')
+        # A tooltip per day; screen readers get the svg's summary and the data table next to it.
+        parts.append(f'<g class="day"><title>{title}</title>')
         parts.append(f'<rect class="hit" x="{PAD_LEFT + index * slot:.1f}" y="{PAD_TOP}" width="{slot:.1f}" '
                      f'height="{plot_h}"/>')
         for offset, key, css in ((0, "clicks", "clicks"), (1, "signups", "signups"), (2, "referredOrders", "orders")):
