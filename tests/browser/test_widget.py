@@ -7,6 +7,7 @@ records cart attributes, and ordinary pages load ``widget.js`` as the theme app 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import threading
@@ -29,10 +30,17 @@ from werkzeug.wrappers import Response
 
 from referral_plugin import create_app
 from referral_plugin.extensions import db
+from referral_plugin.models import Campaign
+from referral_plugin.models import Customer
+from referral_plugin.models import Invitation
+from referral_plugin.models import Referral
 from referral_plugin.models import ReferralCode
+from referral_plugin.models import ReferralStatus
+from referral_plugin.models import Shop
 from referral_plugin.referrals.campaigns import ensure_default_campaign
 from referral_plugin.referrals.codes import get_or_create_code
 from referral_plugin.referrals.customers import upsert_customer
+from referral_plugin.referrals.ledger import grant_referral_rewards
 from tests.conftest import make_shop
 from tests.shopify_actions import API_KEY
 from tests.shopify_actions import API_SECRET
@@ -130,6 +138,30 @@ def _storefront_wsgi(app: Flask, front: Storefront) -> t.Callable[..., t.Any]:
     return handle
 
 
+def _seed_friends(shop: Shop, campaign: Campaign, advocate: Customer) -> None:
+    """Give the advocate some history: a rewarded, a held, a rejected and a pending friend, and an invitation."""
+    release = dt.datetime.now(dt.UTC) + dt.timedelta(days=12)
+    story = [(8001, "Bo", "Chen", ReferralStatus.REWARDED, "QUALIFIED"),
+             (8002, "Cy", None, ReferralStatus.HELD, "HOLD_PERIOD"),
+             (8003, "Dee", "Park", ReferralStatus.REJECTED, "NOT_FIRST_ORDER"),
+             (8004, "<b>Eve</b> {{ shop }}", None, ReferralStatus.PENDING, None)]
+    for order, (shopify_id, first, last, status, reason) in enumerate(story, start=1):
+        friend = upsert_customer(shop, shopify_id, email=f"f{shopify_id}@example.com", first_name=first,
+                                 last_name=last)
+        db.session.flush()
+        referral = Referral(shop_id=shop.id, campaign_id=campaign.id, advocate_id=advocate.id, friend_id=friend.id,
+                            source="cart_attribute", status=status, reason=reason,
+                            shopify_order_id=order if status != ReferralStatus.PENDING else None,
+                            hold_until=release if status == ReferralStatus.HELD else None)
+        db.session.add(referral)
+        db.session.flush()
+        if status in (ReferralStatus.REWARDED, ReferralStatus.HELD):
+            grant_referral_rewards(shop, referral, campaign, order_id=order, hold=status == ReferralStatus.HELD,
+                                   available_at=release if status == ReferralStatus.HELD else None)
+    db.session.add(Invitation(shop_id=shop.id, campaign_id=campaign.id, advocate_id=advocate.id, channel="email",
+                              identifier="gus@example.com", name="Gus", source="widget"))
+
+
 @pytest.fixture
 def storefront(tmp_path: Path) -> Iterator[tuple[Storefront, Flask]]:
     """Run the app behind a fake storefront on a free loopback port; seed a shop and a customer."""
@@ -152,6 +184,7 @@ def storefront(tmp_path: Path) -> Iterator[tuple[Storefront, Flask]]:
         customer = upsert_customer(shop, CUSTOMER_ID, email="ana@example.com", first_name="Ana", last_name="Lima")
         db.session.commit()
         get_or_create_code(shop, customer, campaign)
+        _seed_friends(shop, campaign, customer)
         db.session.commit()
     server: BaseWSGIServer = make_server("127.0.0.1", port, _storefront_wsgi(app, front), threaded=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -182,7 +215,9 @@ def browser() -> Iterator[t.Any]:
 
 def _code(app: Flask) -> str:
     with app.app_context():
-        return str(db.session.scalars(db.select(ReferralCode.code)).one())
+        query = (db.select(ReferralCode.code).join(Customer, Customer.id == ReferralCode.customer_id)
+                 .where(Customer.shopify_customer_id == CUSTOMER_ID))
+        return str(db.session.scalars(query).one())
 
 
 def _shot(page: t.Any, name: str) -> None:
@@ -221,6 +256,11 @@ def test_copy_link_and_invite_friends_on_desktop(storefront: tuple[Storefront, F
     assert href.startswith("mailto:bea@example.com?")
     _shot(page, "widget-invited-desktop.png")
     assert errors == []
+    friends = page.locator(".rp-friends li").all_inner_texts()
+    assert any("Bo C." in f and "rewarded" in f for f in friends)
+    assert any("Dee P." in f and "only a first order counts" in f for f in friends)
+    assert any("<b>Eve</b> {{ shop }}" in f for f in friends)
+    assert page.locator("b", has_text="Eve").count() == 0
     context.close()
 
 
