@@ -406,8 +406,13 @@ def _release(hold: LedgerEntry, now: dt.datetime) -> LedgerEntry | None:
 def _settle_if_released(referral: Referral, reason: str, now: dt.datetime) -> None:
     """Mark a held referral rewarded once none of its holds is left open."""
     if referral.status == ReferralStatus.HELD and not _holds_of(referral):
-        referral.status = ReferralStatus.REWARDED
-        referral.reason = reason
+        partly_refunded = db.session.scalar(select(LedgerEntry.id).where(
+            LedgerEntry.shop_id == referral.shop_id, LedgerEntry.referral_id == referral.id,
+            LedgerEntry.entry_type == EntryType.VOID, LedgerEntry.reason == Reason.PARTIAL_REFUND).limit(1))
+        if partly_refunded is not None:
+            referral.status, referral.reason = ReferralStatus.PARTIALLY_REVERSED, Reason.PARTIAL_REFUND
+        else:
+            referral.status, referral.reason = ReferralStatus.REWARDED, reason
         referral.decided_at = now
         referral.hold_until = None
 

@@ -115,3 +115,17 @@ def test_cancelling_a_held_order_voids_the_holds(store: Store) -> None:
     assert (store.balance(advocate), store.balance(friend)) == (0, 0)
     assert ledger.pending_rewards(store.customer(advocate)) == []
     assert _referral().status == "reversed"
+
+
+def test_partial_refund_during_the_hold_releases_only_the_rest(store: Store) -> None:
+    """A partial refund of a held order voids its share; the release pays out what is left."""
+    update_campaign(ensure_default_campaign(store.shop), {"hold_days": 14}, actor="merchant")
+    db.session.commit()
+    advocate, friend = store.register(), store.register()
+    order = order_payload(friend, code=store.code_of(advocate), subtotal_price="100.00")
+    store.pay(order)
+    store.send("refunds/create", refund_payload(int(str(order["id"])), "25.00"))
+    assert ledger.release_due_holds(dt.datetime.now(dt.UTC) + dt.timedelta(days=15)) == 2
+    db.session.commit()
+    assert (store.balance(advocate), store.balance(friend)) == (75, 38)
+    assert (_referral().status, _referral().reason) == ("partially_reversed", "PARTIAL_REFUND")
