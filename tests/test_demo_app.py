@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -120,6 +121,9 @@ def test_python_app_py_serves_the_demo(start_server: t.Callable[..., Server]) ->
     assert server.url("/demo") in output
     assert server.url("/demo/admin") in output
     assert server.url("/healthz") in output
+    # Ctrl+C stops everything, the in-process job consumer's threads included.
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=60) == 0
 
 
 def test_python_app_py_with_credentials_has_no_demo_shortcuts(start_server: t.Callable[..., Server]) -> None:

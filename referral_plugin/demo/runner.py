@@ -84,6 +84,11 @@ def serve(app: Flask) -> None:
         report = seed_demo(app)
         advocate_ids = report.advocate_ids
         print("  " + ", ".join(f"{count} {label}" for label, count in report.counts.items()), flush=True)
-    start_job_consumer(app)
+    consumer = start_job_consumer(app)
     print("\n".join(banner(app, host, port, advocate_ids)), flush=True)
-    app.run(host=host, port=port, use_reloader=False)
+    try:
+        app.run(host=host, port=port, use_reloader=False)
+    finally:
+        if consumer is not None:
+            # The consumer's threads would keep the process alive after Ctrl+C: let running jobs finish.
+            consumer.stop(graceful=True)
