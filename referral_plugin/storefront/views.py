@@ -82,6 +82,8 @@ def _page(body: str, *, fragment: bool = False) -> Response:
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    # A shopper's own referral page: nothing for search engines to index.
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
 
