@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import typing as t
 from collections.abc import Mapping
 
+import phonenumbers
 from sqlalchemy import select
 
 from referral_plugin.errors import NotFound
@@ -28,6 +30,7 @@ from referral_plugin.referrals.campaigns import get_campaign
 from referral_plugin.referrals.codes import get_or_create_code
 from referral_plugin.referrals.customers import find_customers
 from referral_plugin.referrals.customers import mobile_digits
+from referral_plugin.referrals.customers import normalize_phone
 from referral_plugin.referrals.invitations import invite
 
 # Per-item codes of "Refer Customer" (seed 000), plus 1222 from the lookup seed for a bad campaign token.
@@ -129,9 +132,52 @@ def _find_advocate(shop: Shop, item: Mapping[str, t.Any]) -> tuple[Customer | No
         if kind == "id" and shopify_id(value) is None:
             continue
         matches = [c for c in find_customers(shop, kind, value) if c.redacted_at is None]
+        if not matches and kind == "mobile":
+            matches = _by_national_number(shop, value)
         if matches:
             return matches[0], field
     return None, tried
+
+
+def _by_national_number(shop: Shop, value: str) -> list[Customer]:
+    """Match a mobile sent without its country code against customers of any country.
+
+    Capillary clients send ``7999836466`` for ``+917999836466``; when the shop's own region does not
+    read it, the one customer whose national number it is (whatever their country) is meant.
+    """
+    digits = re.sub(r"\D", "", value)
+    if value.strip().startswith("+") or not 6 <= len(digits) <= 15:
+        return []
+    candidates = db.session.scalars(select(Customer).where(
+        Customer.shop_id == shop.id, Customer.redacted_at.is_(None), Customer.phone.like(f"%{digits}")))
+    matches = []
+    for customer in candidates:
+        try:
+            number = phonenumbers.parse(customer.phone or "", None)
+        except phonenumbers.NumberParseException:
+            continue
+        if str(number.national_number) == digits.lstrip("0"):
+            matches.append(customer)
+    return matches if len(matches) == 1 else []
+
+
+def _in_advocates_country(advocate: Customer, identifier: str) -> str:
+    """Read a friend's mobile written without a country code in the advocate's country, when that makes it valid.
+
+    Friends are usually in the advocate's country; otherwise the engine reads it in the shop's region.
+    """
+    if identifier.startswith("+") or not advocate.phone:
+        return identifier
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(advocate.phone, None))
+    except phonenumbers.NumberParseException:
+        return identifier
+    if not region or region == phonenumbers.UNKNOWN_REGION:
+        return identifier
+    try:
+        return normalize_phone(identifier, region)
+    except ValidationError:
+        return identifier
 
 
 def _customer_echo(customer: Customer | None, item: Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -227,6 +273,8 @@ def _invite_one(shop: Shop, advocate: Customer | None, campaign: Campaign | None
     identifier = _text(entry.get("identifier"))
     if advocate is None or not identifier:
         return _status(False, *INVALID_IDENTIFIER)
+    if channel == "mobile":
+        identifier = _in_advocates_country(advocate, identifier)
     outcome = invite(shop, advocate, channel, identifier, name=_text(entry.get("name")), source="capillary",
                      external_ref=_text(entry.get("invited_on")), campaign=campaign)
     if outcome.ok:

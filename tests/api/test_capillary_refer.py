@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import typing as t
 
+import pytest
 from sqlalchemy import select
 
 from referral_plugin.extensions import db
@@ -13,6 +14,7 @@ from referral_plugin.models import Invitation
 from referral_plugin.models import Shop
 from referral_plugin.referrals.campaigns import ensure_default_campaign
 from tests.api.conftest import ApiClient
+from tests.api.conftest import add_customer
 
 PATH = "/v1.1/customer/referrals"
 
@@ -220,3 +222,36 @@ def test_oversized_batches_are_refused_before_anything_is_written(api: ApiClient
         assert response.status_code == 400
         assert response.get_json()["response"]["status"]["code"] == 400
     assert db.session.scalars(select(Invitation)).all() == []
+
+
+class TestWithTheContractsDefaultRegion:
+    """With DEFAULT_PHONE_REGION at its default (US), the seed's Indian numbers without +91 still work."""
+
+    @pytest.fixture
+    def app_config(self, app_config: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Go back to the contract's default phone region."""
+        return {**app_config, "DEFAULT_PHONE_REGION": "US"}
+
+    def test_seed_request_in_a_us_shop(self, api: ApiClient, api_shop: Shop, advocate: Customer) -> None:
+        """The advocate is found by national number and the friend's number is read in the advocate's country."""
+        use_seed_token(api_shop)
+        response = api.post(PATH, json=SEED_REQUEST)
+        assert response.get_json() == seed_response(
+            "7999836416", {"success": "true", "code": 1000, "message": "Refer was successful"}, "5001")
+        assert db.session.scalars(select(Invitation.identifier)).one() == "917999836416"
+
+    def test_seed_failure_in_a_us_shop(self, api: ApiClient, api_shop: Shop, advocate: Customer) -> None:
+        """The seed's short number is still 1701 whatever the region."""
+        use_seed_token(api_shop)
+        body = copy.deepcopy(SEED_REQUEST)
+        body["root"]["customer"][0]["referrals"]["referral_type"]["referral"][0]["identifier"] = "79998364"
+        assert api.post(PATH, json=body).get_json() == seed_response(
+            "79998364", {"success": "false", "code": 1701, "message": "Invalid Identifier for the type"}, "5001")
+
+    def test_an_ambiguous_national_number_finds_nobody(self, api: ApiClient, api_shop: Shop,
+                                                       advocate: Customer) -> None:
+        """When two countries' customers share the national number, a number without country code is 1012."""
+        add_customer(api_shop, 5002, phone="+447999836466")
+        use_seed_token(api_shop)
+        customer = api.post(PATH, json=SEED_REQUEST).get_json()["response"]["customers"]["customer"][0]
+        assert customer["item_status"]["code"] == 1012
