@@ -11,7 +11,7 @@ referrals spread over two years, clicks (3 per referral), invitations, an attrib
 referrals and the ledger rows those orders earn (grants, some holds/releases, reversals, discount issues).
 A second, smaller shop shares the tables so every query must scope by shop. Then the summary for the last
 30 and the last 365 days is timed (best and median of a few runs) and printed as a table, with the
-figures it returned so the timing is of real work.
+figures it returned so the timing is of real work; so are a few pages of the referral log.
 """
 
 from __future__ import annotations
@@ -217,6 +217,21 @@ def main() -> None:
                 result = shop_summary(big, start, today)
                 timings.append(time.perf_counter() - began)
             rows.append((days, min(timings), statistics.median(timings), result))
+        from referral_plugin.reports.log import LogFilters
+        from referral_plugin.reports.log import list_referrals
+
+        log_rows = []
+        for label, filters in (("log page 1", LogFilters()), ("log page 400", LogFilters(page=400)),
+                               ("log held", LogFilters(status="held")),
+                               ("log by email", LogFilters(query="c2@example.com")),
+                               ("log by code", LogFilters(query="B000000002"))):
+            timings = []
+            for _ in range(args.runs):
+                db.session.expire_all()
+                began = time.perf_counter()
+                page = list_referrals(big, filters)
+                timings.append(time.perf_counter() - began)
+            log_rows.append((label, min(timings), statistics.median(timings), page.total))
         dialect = db.engine.dialect.name
 
     print(f"\nshop_summary benchmark on {dialect}; data loaded in {load_seconds:.0f} s")
@@ -228,6 +243,10 @@ def main() -> None:
         print(f"{days:>7} d | {best * 1000:>8.0f} | {median * 1000:>9.0f} | {result['clicks']:>8,} | "
               f"{result['signups']:>8,} | {result['referredOrders']:>7,} | {result['referralRevenue']:>12,.2f} | "
               f"{result['pointsAwarded']:>9,}")
+    print(f"\n{'referral log':>14} | {'best ms':>8} | {'median ms':>9} | {'matches':>9}")
+    print("-" * 50)
+    for label, best, median, total in log_rows:
+        print(f"{label:>14} | {best * 1000:>8.0f} | {median * 1000:>9.0f} | {total:>9,}")
 
 
 if __name__ == "__main__":
