@@ -1,0 +1,214 @@
+"""Time the Capillary lookup (``GET /v2/customers/lookup/referrals``) on a shop with a million referrals.
+
+Usage::
+
+    python bench/lookup.py --database postgresql+psycopg://...   # an empty PostgreSQL database
+    python bench/lookup.py --database ... --referrals 200000 --requests 300 --json
+
+The data is generated inside PostgreSQL with ``INSERT ... SELECT generate_series`` (a minute, not an hour):
+100,000 advocates with one code each, a new friend per referral (10 referrals per advocate), an invitation
+per referral, and for 40 % of the referrals an attribution and the two grants they earned; a second shop
+shares the tables so every query must scope by shop. Then signed API requests (``X-Api-Key``) for random
+advocates are timed through the Flask test client (the app's own work, no network) by e-mail and by
+external id, and a table of p50/p95/max is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHOP = "bench-lookup.myshopify.com"
+OTHER_SHOP = "bench-other.myshopify.com"
+
+
+def _load(referrals: int, advocates: int) -> dict[str, t.Any]:
+    """Create both shops and the rows; return the ids the timing needs."""
+    from sqlalchemy import text
+
+    from referral_plugin.apikeys import create_key
+    from referral_plugin.extensions import db
+    from referral_plugin.installs import install_shop
+
+    shops = {}
+    for domain in (SHOP, OTHER_SHOP):
+        shop = install_shop(domain, "shpat_bench", "read_customers,write_customers,read_orders,write_discounts")
+        shops[domain] = shop
+    key = create_key(shops[SHOP], "bench").key
+    db.session.commit()
+    from referral_plugin.models import Campaign
+
+    campaign_ids = {
+        d: db.session.scalar(db.select(Campaign.id).where(Campaign.shop_id == s.id, Campaign.is_default))
+        for d, s in shops.items()
+    }
+    base = 10_000_000
+    for domain, shop in shops.items():
+        n_refs = referrals if domain == SHOP else max(1, referrals // 10)
+        n_adv = advocates if domain == SHOP else max(1, advocates // 10)
+        params = {
+            "shop": shop.id,
+            "campaign": campaign_ids[domain],
+            "base": base,
+            "adv": n_adv,
+            "refs": n_refs,
+            "dom": domain.split(".")[0],
+        }
+        statements = [
+            # Advocates: Shopify ids base+1..base+adv; friends: base+adv+1..base+adv+refs.
+            """INSERT INTO customers (shop_id, shopify_customer_id, email, email_canonical, first_name, last_name,
+                   created_at, updated_at, paid_orders_count)
+               SELECT :shop, :base + g, 'adv' || g || '@' || :dom || '.example',
+                      'adv' || g || '@' || :dom || '.example',
+                      'Ada' || g, 'Advocate', (now() at time zone 'utc') - (g % 730) * interval '1 day',
+                      now() at time zone 'utc', 0
+               FROM generate_series(1, :adv) g""",
+            """INSERT INTO customers (shop_id, shopify_customer_id, email, email_canonical, first_name, last_name,
+                   created_at, updated_at, paid_orders_count)
+               SELECT :shop, :base + :adv + g, 'friend' || g || '@' || :dom || '.example',
+                      'friend' || g || '@' || :dom || '.example', 'Fran' || g, 'Friend',
+                      (now() at time zone 'utc') - (g % 730) * interval '1 day', now() at time zone 'utc',
+                      CASE WHEN g % 5 < 2 THEN 1 ELSE 0 END
+               FROM generate_series(1, :refs) g""",
+            """INSERT INTO referral_codes (shop_id, campaign_id, customer_id, code, created_at)
+               SELECT :shop, :campaign, c.id, upper(:dom) || 'C' || (c.shopify_customer_id - :base),
+                      now() at time zone 'utc'
+               FROM customers c WHERE c.shop_id = :shop AND c.shopify_customer_id <= :base + :adv""",
+            """CREATE TEMP TABLE bench_pairs ON COMMIT DROP AS
+               SELECT g, a.id AS advocate_id, f.id AS friend_id, rc.id AS code_id, f.email AS friend_email,
+                      (now() at time zone 'utc') - (g % 730) * interval '1 day' AS at
+               FROM generate_series(1, :refs) g
+               JOIN customers a ON a.shop_id = :shop AND a.shopify_customer_id = :base + 1 + (g % :adv)
+               JOIN customers f ON f.shop_id = :shop AND f.shopify_customer_id = :base + :adv + g
+               JOIN referral_codes rc ON rc.customer_id = a.id""",
+            """INSERT INTO invitations (shop_id, campaign_id, advocate_id, channel, identifier, status, source,
+                   friend_id, invited_at)
+               SELECT :shop, :campaign, advocate_id, 'email', friend_email,
+                      CASE WHEN g % 5 < 2 THEN 'purchased' ELSE 'joined' END, 'widget', friend_id, at
+               FROM bench_pairs""",
+            """INSERT INTO referrals (shop_id, campaign_id, referral_code_id, advocate_id, friend_id, source, status,
+                   shopify_order_id, order_subtotal, order_total, currency, created_at, decided_at)
+               SELECT :shop, :campaign, code_id, advocate_id, friend_id, 'discount_code',
+                      CASE WHEN g % 5 < 2 THEN 'rewarded' ELSE 'pending' END,
+                      CASE WHEN g % 5 < 2 THEN 900000000 + g END, 120, 120, 'USD', at,
+                      CASE WHEN g % 5 < 2 THEN at END
+               FROM bench_pairs""",
+            """INSERT INTO order_attributions (shop_id, shopify_order_id, referral_id, referral_code_id, advocate_id,
+                   friend_id, source, decision, subtotal, total, currency, test, created_at)
+               SELECT r.shop_id, r.shopify_order_id, r.id, r.referral_code_id, r.advocate_id, r.friend_id,
+                      'discount_code', 'qualified', 120, 120, 'USD', false, r.created_at
+               FROM referrals r WHERE r.shop_id = :shop AND r.shopify_order_id IS NOT NULL""",
+            """INSERT INTO ledger_entries (shop_id, customer_id, referral_id, campaign_id, entry_type, side,
+                   reward_kind, points, amount, idempotency_key, shopify_order_id, created_at)
+               SELECT r.shop_id, CASE s.side WHEN 'advocate' THEN r.advocate_id ELSE r.friend_id END, r.id,
+                      r.campaign_id, 'grant', s.side, 'points', s.points, 0,
+                      'grant:' || r.shopify_order_id || ':' || s.side, r.shopify_order_id, r.created_at
+               FROM referrals r
+               CROSS JOIN (VALUES ('advocate', 100), ('friend', 50)) AS s(side, points)
+               WHERE r.shop_id = :shop AND r.shopify_order_id IS NOT NULL""",
+        ]
+        with db.engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement), params)
+        base += 50_000_000
+    with db.engine.begin() as connection:
+        connection.execute(text("ANALYZE"))
+    return {"key": key, "advocates": advocates, "base": 10_000_000}
+
+
+def _time(client: t.Any, paths: list[str], key: str) -> dict[str, float]:
+    samples = []
+    for path in paths:
+        started = time.perf_counter()
+        response = client.get(path, headers={"X-Api-Key": key})
+        samples.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise SystemExit(f"{path} answered {response.status_code}: {response.get_data(as_text=True)[:300]}")
+    samples.sort()
+    return {
+        "n": len(samples),
+        "p50_ms": round(statistics.median(samples) * 1000, 2),
+        "p95_ms": round(samples[int(0.95 * (len(samples) - 1))] * 1000, 2),
+        "max_ms": round(samples[-1] * 1000, 2),
+    }
+
+
+def run(database: str, referrals: int, requests: int) -> dict[str, t.Any]:
+    """Load the data into ``database`` and time the lookup; return the figures."""
+    from referral_plugin import create_app
+    from referral_plugin.extensions import db
+
+    app = create_app(
+        {
+            "TESTING": False,
+            "SECRET_KEY": "bench",
+            "SHOPIFY_API_KEY": "bench-key",
+            "SHOPIFY_API_SECRET": "bench-secret",
+            "SQLALCHEMY_DATABASE_URI": database,
+            "HUEY_IMMEDIATE": True,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "API_RATE_LIMIT": "1000000 per minute",
+        }
+    )
+    advocates = max(1, referrals // 10)
+    with app.app_context():
+        db.create_all()
+        started = time.perf_counter()
+        loaded = _load(referrals, advocates)
+        load_seconds = time.perf_counter() - started
+        db.session.remove()
+    client = app.test_client()
+    rng = random.Random(7)
+    by_email = [
+        "/v2/customers/lookup/referrals?source=INSTORE&identifierName=email"
+        f"&identifierValue=adv{rng.randint(1, advocates)}%40bench-lookup.example"
+        for _ in range(requests)
+    ]
+    by_id = [
+        "/v2/customers/lookup/referrals?source=INSTORE&identifierName=externalId"
+        f"&identifierValue={loaded['base'] + rng.randint(1, advocates)}"
+        for _ in range(requests)
+    ]
+    _time(client, by_email[:20], loaded["key"])  # warm caches and the connection pool
+    figures = {
+        "referrals": referrals,
+        "load_seconds": round(load_seconds, 1),
+        "routes": {
+            "GET /v2/customers/lookup/referrals (email)": _time(client, by_email, loaded["key"]),
+            "GET /v2/customers/lookup/referrals (externalId)": _time(client, by_id, loaded["key"]),
+        },
+    }
+    with app.app_context():
+        db.engine.dispose()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the data, time the lookup, print a table (and JSON with ``--json``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", required=True, help="SQLAlchemy URL of an empty PostgreSQL database")
+    parser.add_argument("--referrals", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    figures = run(args.database, args.referrals, args.requests)
+    print(f"Capillary lookup: {figures['referrals']:,} referrals on PostgreSQL (loaded in {figures['load_seconds']} s)")
+    print(f"{'route':<50} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for name, row in figures["routes"].items():
+        print(f"{name:<50} {row['n']:>5} {row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} {row['max_ms']:>8.2f}")
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
