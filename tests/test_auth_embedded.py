@@ -324,6 +324,7 @@ def test_outbound_base_url_is_configurable(
         finally:
             db.session.remove()
             db.drop_all()
+            db.engine.dispose()
 
 
 # --- /auth/session-token ---------------------------------------------------------------------------

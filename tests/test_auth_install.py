@@ -109,6 +109,7 @@ def test_install_cookie_not_secure_on_plain_http(app_config: dict[str, t.Any]) -
         header = response.headers["Set-Cookie"]
         db.session.remove()
         db.drop_all()
+        db.engine.dispose()
     assert response.status_code == 302 and "Secure" not in header
 
 
