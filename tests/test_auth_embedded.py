@@ -378,3 +378,38 @@ def test_dashboard_without_token_never_shows_data(client: FlaskClient, shop: Sho
     response = client.get(f"/admin?shop={SHOP}")
     assert response.status_code == 401
     assert "app-bridge.js" in response.get_data(as_text=True)
+
+
+def test_demo_mode_never_calls_shopify(app_config: dict[str, t.Any], mocked_responses: responses.RequestsMock) -> None:
+    """In demo mode a seeded shop opens without a token exchange, and an unknown shop gets no data."""
+    from referral_plugin import create_app
+    from referral_plugin.config import DEMO_API_KEY
+    from referral_plugin.config import DEMO_API_SECRET
+    from referral_plugin.config import DEMO_SHOP_DOMAIN
+
+    for key in ("SHOPIFY_API_KEY", "SHOPIFY_API_SECRET"):
+        app_config.pop(key)
+    app = create_app(app_config)
+    assert app.config["DEMO_MODE"]
+
+    @embedded_required
+    def view() -> str:
+        return g.shop.shopify_domain
+
+    app.add_url_rule("/_guarded/demo", "demo_guarded", view)
+    with app.app_context():
+        db.create_all()
+        try:
+            db.session.add(Shop(shopify_domain=DEMO_SHOP_DOMAIN))
+            db.session.commit()
+            client = app.test_client()
+            demo = session_token(DEMO_SHOP_DOMAIN, secret=DEMO_API_SECRET, aud=DEMO_API_KEY)
+            response = client.get(f"/_guarded/demo?id_token={demo}")
+            assert response.status_code == 200 and response.get_data(as_text=True) == DEMO_SHOP_DOMAIN
+            stranger = session_token(SHOP, secret=DEMO_API_SECRET, aud=DEMO_API_KEY)
+            assert client.get(f"/_guarded/demo?id_token={stranger}").status_code == 401
+            assert len(mocked_responses.calls) == 0
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
