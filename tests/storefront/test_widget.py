@@ -236,3 +236,29 @@ def test_demo_mode_serves_plain_html(app: Flask, shopify: ShopifyActions, advoca
     app.config["DEMO_MODE"] = True
     response = shopify.proxy_get("widget", ADVOCATE_ID)
     assert response.mimetype == "text/html"
+
+
+def test_concurrent_first_visits_share_one_customer_and_code(app: Flask, shop: Shop, campaign: Campaign) -> None:
+    """Eight first visits at once (file SQLite, threads) create one customer and one code, and all see it."""
+    import threading
+
+    codes: list[str] = []
+    errors: list[BaseException] = []
+
+    def visit() -> None:
+        try:
+            response = ShopifyActions(app.test_client()).proxy_get("widget.json", 424242)
+            assert response.status_code == 200, response.get_data(as_text=True)
+            codes.append(response.get_json()["code"])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=visit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(codes) == 8 and len(set(codes)) == 1
+    assert db.session.scalar(db.select(db.func.count(Customer.id))) == 1
+    assert db.session.scalar(db.select(db.func.count(ReferralCode.id))) == 1
