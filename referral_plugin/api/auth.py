@@ -16,7 +16,8 @@ from referral_plugin.models import Shop
 
 def presented_key() -> str | None:
     """Return the key the caller presented, from whichever of the three accepted forms it used."""
-    header = request.headers.get("X-Api-Key", "").strip()
+    # X-Joy-Loyalty-App-Key is Joy's own header (seed 003): clients ported from Joy keep working.
+    header = (request.headers.get("X-Api-Key") or request.headers.get("X-Joy-Loyalty-App-Key") or "").strip()
     if header:
         return header
     authorization = request.headers.get("Authorization", "").strip()

@@ -13,6 +13,8 @@ import typing as t
 from collections.abc import Mapping
 
 import phonenumbers
+from sqlalchemy import ColumnElement
+from sqlalchemy import func
 from sqlalchemy import select
 
 from referral_plugin.errors import NotFound
@@ -379,23 +381,38 @@ def lookup_referrals(shop: Shop, query: LookupQuery) -> dict[str, t.Any]:
         campaign = ensure_default_campaign(shop)
     customer = resolve_customer(shop, query.identifiers, warnings)
     code = get_or_create_code(shop, customer, campaign)
-    invitees = [_invitee(i) for i in _invitations(customer, campaign)]
-    referees = [_referee(r, f) for r, f in _referrals(customer, campaign)]
-    incentives = [_incentive(e) for e in _ledger(customer, campaign)]
-    total = max(len(invitees), len(referees), len(incentives))
-    page = slice(query.offset, query.offset + query.limit)
+    invited = (Invitation.shop_id == customer.shop_id, Invitation.campaign_id == campaign.id,
+               Invitation.advocate_id == customer.id)
+    referred = (Referral.shop_id == customer.shop_id, Referral.campaign_id == campaign.id,
+                Referral.advocate_id == customer.id)
+    rewarded = (LedgerEntry.shop_id == customer.shop_id, LedgerEntry.customer_id == customer.id,
+                LedgerEntry.campaign_id == campaign.id)
+    total = max(_count(Invitation, *invited), _count(Referral, *referred), _count(LedgerEntry, *rewarded))
+    invitees = [_invitee(i) for i in db.session.scalars(
+        select(Invitation).where(*invited).order_by(Invitation.invited_at, Invitation.id)
+        .offset(query.offset).limit(query.limit))]
+    referees = [_referee(r, f) for r, f in db.session.execute(
+        select(Referral, Customer).outerjoin(Customer, Customer.id == Referral.friend_id).where(*referred)
+        .order_by(Referral.created_at, Referral.id).offset(query.offset).limit(query.limit))]
+    incentives = [_incentive(e) for e in db.session.scalars(
+        select(LedgerEntry).where(*rewarded).order_by(LedgerEntry.created_at, LedgerEntry.id)
+        .offset(query.offset).limit(query.limit))]
     return {
         "pagination": {"limit": query.limit, "offset": query.offset, "total": total},
         "data": [{
             "customer": _customer_profile(customer),
             "referralCode": code.code,
-            "invitees": invitees[page],
-            "referee": referees[page],
-            "incentives": incentives[page],
+            "invitees": invitees,
+            "referee": referees,
+            "incentives": incentives,
         }],
         "warnings": warnings,
         "errors": [],
     }
+
+
+def _count(model: type[Invitation] | type[Referral] | type[LedgerEntry], *where: ColumnElement[bool]) -> int:
+    return int(db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -434,12 +451,6 @@ def _customer_profile(customer: Customer) -> dict[str, t.Any]:
     }
 
 
-def _invitations(customer: Customer, campaign: Campaign) -> list[Invitation]:
-    return list(db.session.scalars(select(Invitation).where(
-        Invitation.shop_id == customer.shop_id, Invitation.campaign_id == campaign.id,
-        Invitation.advocate_id == customer.id).order_by(Invitation.invited_at, Invitation.id)))
-
-
 def _invitee(invitation: Invitation) -> dict[str, t.Any]:
     """Return one invitation: who was invited, how, when, and how far they got."""
     return {
@@ -453,17 +464,6 @@ def _invitee(invitation: Invitation) -> dict[str, t.Any]:
         "joinedAt": _iso(invitation.joined_at),
         "purchasedAt": _iso(invitation.purchased_at),
     }
-
-
-def _referrals(customer: Customer, campaign: Campaign) -> list[tuple[Referral, Customer | None]]:
-    rows = db.session.execute(
-        select(Referral, Customer)
-        .outerjoin(Customer, Customer.id == Referral.friend_id)
-        .where(Referral.shop_id == customer.shop_id, Referral.campaign_id == campaign.id,
-               Referral.advocate_id == customer.id)
-        .order_by(Referral.created_at, Referral.id)
-    )
-    return [(referral, friend) for referral, friend in rows]
 
 
 def _referee(referral: Referral, friend: Customer | None) -> dict[str, t.Any]:
@@ -482,12 +482,6 @@ def _referee(referral: Referral, friend: Customer | None) -> dict[str, t.Any]:
         "decidedOn": _iso(referral.decided_at),
         "holdUntil": _iso(referral.hold_until),
     }
-
-
-def _ledger(customer: Customer, campaign: Campaign) -> list[LedgerEntry]:
-    return list(db.session.scalars(select(LedgerEntry).where(
-        LedgerEntry.shop_id == customer.shop_id, LedgerEntry.customer_id == customer.id,
-        LedgerEntry.campaign_id == campaign.id).order_by(LedgerEntry.created_at, LedgerEntry.id)))
 
 
 def _incentive(entry: LedgerEntry) -> dict[str, t.Any]:

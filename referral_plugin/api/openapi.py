@@ -12,7 +12,8 @@ from flask.wrappers import Response
 bp = Blueprint("api_docs", __name__, url_prefix="/api")
 
 JSON = "application/json"
-SECURITY: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"BearerKey": []}, {"BasicKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"BearerKey": []}, {"BasicKey": []},
+                                        {"JoyAppKey": []}]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -255,6 +256,8 @@ def build_document(server_url: str, rate_limit: str) -> dict[str, t.Any]:
                 "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
                 "BearerKey": {"type": "http", "scheme": "bearer", "description": "The API key as bearer token."},
                 "BasicKey": {"type": "http", "scheme": "basic", "description": "Any username, the key as password."},
+                "JoyAppKey": {"type": "apiKey", "in": "header", "name": "X-Joy-Loyalty-App-Key",
+                              "description": "Joy's header, accepted as an alias of X-Api-Key."},
             },
             "headers": {
                 "RateLimit-Limit": {"description": "Requests allowed in the window.", **header},

@@ -61,14 +61,15 @@ def test_keys_are_unguessable_and_distinct(api_shop: Shop) -> None:
     assert len(first.split("_")[2]) * 5 > 128
 
 
-@pytest.mark.parametrize("form", ["x-api-key", "bearer", "basic", "basic-username"])
+@pytest.mark.parametrize("form", ["x-api-key", "bearer", "basic", "basic-username", "joy-header"])
 def test_all_three_auth_forms_are_accepted(client: FlaskClient, api_key: str, form: str) -> None:
-    """X-Api-Key, Bearer, and HTTP Basic with the key as password (any username) all authenticate."""
+    """X-Api-Key, Bearer, HTTP Basic with the key as password (any username), and Joy's header authenticate."""
     headers = {
         "x-api-key": {"X-Api-Key": api_key},
         "bearer": {"Authorization": f"Bearer {api_key}"},
         "basic": {"Authorization": "Basic " + base64.b64encode(f"anyone:{api_key}".encode()).decode()},
         "basic-username": {"Authorization": "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()},
+        "joy-header": {"X-Joy-Loyalty-App-Key": api_key},
     }[form]
     response = client.get(CAMPAIGNS, headers=headers)
     assert response.status_code == 200, response.get_json()
