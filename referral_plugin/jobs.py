@@ -242,6 +242,11 @@ def schedule_code_discount_sync(referral_code_id: int) -> None:
     enqueue_after_commit("rewards.sync_code_discount", referral_code_id)
 
 
+def schedule_campaign_code_sync(campaign_id: int) -> None:
+    """Re-sync every advocate code of a campaign in Shopify after commit (call when its friend reward changes)."""
+    enqueue_after_commit("rewards.sync_campaign_codes", campaign_id)
+
+
 def schedule_email(kind: str, **ids: t.Any) -> None:
     """Send an email of ``kind`` (e.g. ``invitation``, ``invitation_id=...``) after commit, when SMTP is set."""
     enqueue_after_commit("mail.send", kind, dict(ids))

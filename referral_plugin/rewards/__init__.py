@@ -7,12 +7,14 @@ unit of work that wrote the rows the job needs, e.g. right after adding the gran
 
 from __future__ import annotations
 
+from referral_plugin.jobs import schedule_campaign_code_sync
 from referral_plugin.jobs import schedule_code_discount_sync
 from referral_plugin.jobs import schedule_discount_deactivation
 from referral_plugin.jobs import schedule_discount_issue
 from referral_plugin.jobs import schedule_email
 
 __all__ = [
+    "schedule_campaign_code_sync",
     "schedule_code_discount_sync",
     "schedule_discount_deactivation",
     "schedule_discount_issue",

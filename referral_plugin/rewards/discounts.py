@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from referral_plugin.errors import ShopifyUnauthorized
 from referral_plugin.errors import ShopifyUserErrors
 from referral_plugin.extensions import db
+from referral_plugin.jobs import TransientJobError
 from referral_plugin.models import AuditEvent
 from referral_plugin.models import Campaign
 from referral_plugin.models import CampaignStatus
@@ -312,7 +313,8 @@ def issue_discount(entry_id: int) -> str:
         # An earlier attempt created it and its answer was lost: adopt that discount.
         node_id = lookup_code(client, code)
         if node_id is None:
-            return _record_issue_failure(entry, "CODE_TAKEN", exc.user_errors)
+            # Taken but not visible yet (or being created right now by a racing attempt): try again later.
+            raise TransientJobError(f"reward code {code} is taken but not found yet") from exc
     except ShopifyUnauthorized:
         db.session.rollback()
         return Outcome.SHOP_UNAVAILABLE
@@ -400,6 +402,16 @@ def deactivate_discount(entry_id: int) -> str:
            {"discount_code": issue.discount_code, "discount_node_id": issue.discount_node_id})
     db.session.commit()
     return Outcome.DEACTIVATED
+
+
+def campaign_code_ids(campaign_id: int) -> list[int]:
+    """Return the ids of a campaign's codes a sync may change: live ones, and retired ones still in Shopify."""
+    return list(db.session.execute(
+        select(ReferralCode.id).where(
+            ReferralCode.campaign_id == campaign_id,
+            (ReferralCode.retired_at.is_(None)) | (ReferralCode.discount_node_id.is_not(None)),
+        ).order_by(ReferralCode.id)
+    ).scalars())
 
 
 def code_discount_input(code: ReferralCode, campaign: Campaign) -> dict[str, t.Any]:

@@ -33,6 +33,19 @@ def sync_code_discount_job(referral_code_id: int) -> str:
     return sync_code_discount(referral_code_id)
 
 
+@job("rewards.sync_campaign_codes", retries=3, retry_delay=30)
+def sync_campaign_codes_job(campaign_id: int) -> int:
+    """Queue a sync of every code of a campaign whose friend reward changed; return how many."""
+    from referral_plugin.jobs import get_queue
+    from referral_plugin.rewards.discounts import campaign_code_ids
+
+    ids = campaign_code_ids(campaign_id)
+    queue = get_queue()
+    for referral_code_id in ids:
+        queue.enqueue("rewards.sync_code_discount", referral_code_id)
+    return len(ids)
+
+
 @job("mail.send", retries=6, retry_delay=30)
 def send_email_job(kind: str, ids: dict[str, t.Any]) -> bool:
     """Build and send one email of ``kind``."""

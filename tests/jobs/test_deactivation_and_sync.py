@@ -185,3 +185,24 @@ def test_demo_shop_rewards_never_reach_shopify(app: Flask, shop: Shop, make_gran
     assert issue.discount_code is not None and issue.discount_code.startswith("REF-")
     assert issue.discount_node_id is not None and "demo-" in issue.discount_node_id
     assert len(mocked_responses.calls) == 0
+
+
+def test_campaign_change_syncs_every_code(app: Flask, shop: Shop, campaign: Campaign, advocate: Customer,
+                                          friend: Customer, mocked_responses: responses_lib.RequestsMock) -> None:
+    """Switching the friend reward to a discount makes each existing advocate code a live discount."""
+    from referral_plugin.rewards import schedule_campaign_code_sync
+
+    codes = [get_or_create_code(shop, customer, campaign) for customer in (advocate, friend)]
+    db.session.commit()
+    assert len(mocked_responses.calls) == 0  # points for friends: nothing in Shopify yet
+
+    mocked_responses.post(graphql_url(app), json=created("gid://shopify/DiscountCodeNode/1"))
+    mocked_responses.post(graphql_url(app), json=created("gid://shopify/DiscountCodeNode/2"))
+    friend_discount_campaign(campaign)
+    schedule_campaign_code_sync(campaign.id)
+    db.session.commit()
+
+    sent = {body["variables"]["d"]["code"] for body in sent_bodies(mocked_responses)}
+    assert sent == {code.code for code in codes}
+    db.session.expire_all()
+    assert all(code.discount_node_id for code in db.session.execute(select(ReferralCode)).scalars())

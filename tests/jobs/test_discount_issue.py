@@ -280,3 +280,19 @@ def test_engine_grant_of_a_discount_reward_is_issued_after_commit(
     [issue] = db.session.execute(select(LedgerEntry).where(LedgerEntry.entry_type == EntryType.ISSUE)).scalars()
     assert issue.side == "advocate" and issue.discount_node_id == "gid://shopify/DiscountCodeNode/9"
     assert len(mocked_responses.calls) == 1
+
+
+def test_code_taken_but_not_found_is_retried_not_failed(
+    app: Flask, make_grant: GrantFactory, mocked_responses: responses_lib.RequestsMock
+) -> None:
+    """"Taken" with no discount found yet is transient: retried later, never recorded as a failure."""
+    url = graphql_url(app)
+    mocked_responses.post(url, json=user_errors({"field": ["basicCodeDiscount", "code"], "code": "TAKEN",
+                                                 "message": "Code must be unique."}))
+    mocked_responses.post(url, json={"data": {"codeDiscountNodeByCode": None}})
+    grant = make_grant()
+    schedule(grant.id)
+
+    assert issue_rows(grant) == []
+    assert db.session.execute(select(AuditEvent)).first() is None
+    assert len(get_queue(app).huey.scheduled()) == 1
