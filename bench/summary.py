@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -175,6 +176,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--database", help="SQLAlchemy URL of an empty database (default: a temp SQLite file)")
     parser.add_argument("--timezone", default="America/New_York")
+    parser.add_argument("--keep", action="store_true", help="keep the temp SQLite file (its path is printed)")
     args = parser.parse_args()
 
     for key in list(os.environ):
@@ -243,6 +245,10 @@ def main() -> None:
         print(f"{days:>7} d | {best * 1000:>8.0f} | {median * 1000:>9.0f} | {result['clicks']:>8,} | "
               f"{result['signups']:>8,} | {result['referredOrders']:>7,} | {result['referralRevenue']:>12,.2f} | "
               f"{result['pointsAwarded']:>9,}")
+    if args.keep or args.database:
+        print(f"\ndata kept in {url}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{'referral log':>14} | {'best ms':>8} | {'median ms':>9} | {'matches':>9}")
     print("-" * 50)
     for label, best, median, total in log_rows:
