@@ -10,6 +10,7 @@ from flask import request
 
 from referral_plugin import apikeys
 from referral_plugin.errors import InvalidApiKey
+from referral_plugin.errors import ReferralPluginError
 from referral_plugin.extensions import db
 from referral_plugin.models import Shop
 
@@ -36,8 +37,20 @@ def presented_key() -> str | None:
     return None
 
 
+#: Largest request body the API reads: a full Capillary batch (100 x 100 referrals) fits with room to spare.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def refuse_large_bodies() -> None:
+    """Answer 413 (not 429, so clients do not retry it) to a body larger than :data:`MAX_BODY_BYTES`."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ReferralPluginError(f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+                                  code="REQUEST_ENTITY_TOO_LARGE", status_code=413)
+
+
 def require_api_key() -> None:
     """Authenticate the request and put its shop on ``g.api_shop``; raise ``InvalidApiKey`` otherwise."""
+    refuse_large_bodies()
     key = presented_key()
     if not key:
         raise InvalidApiKey("An API key is required: send X-Api-Key, Authorization: Bearer, or HTTP Basic.")

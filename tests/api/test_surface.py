@@ -136,3 +136,12 @@ def test_the_openapi_document_is_not_rate_limited(api: ApiClient, client: FlaskC
     for _ in range(5):
         assert client.get("/api/openapi.json").status_code == 200
     assert api.get("/api/v1/campaigns").status_code == 200
+
+
+def test_an_oversized_body_is_413_not_429(api: ApiClient) -> None:
+    """A body over 2 MiB is refused with 413 in the route's envelope, so clients do not back off and retry."""
+    response = api.post("/v1.1/customer/referrals", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                        content_type="application/json")
+    assert response.status_code == 413 and response.get_json()["response"]["status"]["code"] == 413
+    joy = api.post("/rest_api/v2/referrals/invitations", data=b" " * (3 * 1024 * 1024), content_type="application/json")
+    assert joy.status_code == 413 and joy.get_json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
