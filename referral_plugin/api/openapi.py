@@ -41,6 +41,7 @@ def _errors(envelope: str, codes: dict[str, str]) -> dict[str, t.Any]:
         "401": "Missing, wrong or revoked API key, or the key's shop is uninstalled.",
         "404": "No such route (or resource).",
         "405": "Method not allowed on this route.",
+        "413": "Request body over 2 MiB.",
         "429": "Rate limit of the key exceeded; retry after `Retry-After` seconds.",
         "500": "Unexpected error (never on purpose).",
     }
