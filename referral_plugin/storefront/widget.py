@@ -145,16 +145,15 @@ def _progress(shop: Shop, customer: Customer) -> dict[str, t.Any]:
     """
     if customer.shop_id != shop.id:
         raise ValueError("customer of another shop")
-    clicks = db.session.scalar(
+    # One round trip for the two counts and whether the ledger has anything for this customer.
+    clicks, invited, has_ledger = db.session.execute(sa.select(
         sa.select(sa.func.count(Click.id))
         .join(ReferralCode, ReferralCode.id == Click.referral_code_id)
         .where(ReferralCode.customer_id == customer.id)
-    ) or 0
-    invited = db.session.scalar(
-        sa.select(sa.func.count(Invitation.id)).where(
-            Invitation.advocate_id == customer.id
-        )
-    ) or 0
+        .scalar_subquery(),
+        sa.select(sa.func.count(Invitation.id)).where(Invitation.advocate_id == customer.id).scalar_subquery(),
+        sa.exists().where(LedgerEntry.customer_id == customer.id),
+    )).one()
     by_status: dict[str, int] = {
         status: int(count)
         for status, count in db.session.execute(
@@ -213,6 +212,7 @@ def _progress(shop: Shop, customer: Customer) -> dict[str, t.Any]:
         "purchased": int(purchased),
         "notCredited": int(not_credited),
         "friends": friends,
+        "hasLedger": bool(has_ledger),
     }
 
 
@@ -281,10 +281,8 @@ def widget_data(
     link = invite_link(shop, code)
     message = share_message(shop_name, data["offer"], code.code)
     progress = _progress(shop, customer)
-    # Most customers have no ledger rows yet: one indexed probe spares the balance and pending-reward queries.
-    has_ledger = db.session.scalar(
-        sa.select(sa.exists().where(LedgerEntry.customer_id == customer.id))
-    )
+    # Most customers have no ledger rows yet: the probe in _progress spares the balance and pending queries.
+    has_ledger = progress["hasLedger"]
     data.update({
         "customer": {"name": customer.first_name or None},
         "code": code.code,
