@@ -33,6 +33,7 @@ from huey import RedisHuey
 from huey import SqliteHuey
 from huey import crontab
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import SessionTransaction
 
@@ -182,8 +183,22 @@ def create_huey(app: Flask) -> Huey:
     redis_url = app.config.get("REDIS_URL")
     if redis_url:
         return RedisHuey(name, url=redis_url, results=False, utc=True)
-    filename = app.config.get("HUEY_SQLITE_PATH") or os.path.join(app.instance_path, "huey.sqlite")
-    return SqliteHuey(name, filename=filename, results=False, utc=True)
+    return SqliteHuey(name, filename=sqlite_queue_path(app), results=False, utc=True)
+
+
+def sqlite_queue_path(app: Flask) -> str:
+    """Return the SQLite file of the queue: ``HUEY_SQLITE_PATH``, else ``huey.sqlite`` beside a SQLite database.
+
+    Beside the database, so two databases (a test's and the real one) never share one queue of row ids;
+    in the instance folder for other databases.
+    """
+    configured = app.config.get("HUEY_SQLITE_PATH")
+    if configured:
+        return str(configured)
+    url = make_url(str(app.config.get("SQLALCHEMY_DATABASE_URI") or ""))
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return os.path.join(os.path.dirname(os.path.abspath(url.database)), "huey.sqlite")
+    return os.path.join(app.instance_path, "huey.sqlite")
 
 
 def init_app(app: Flask) -> JobQueue:

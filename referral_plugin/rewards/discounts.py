@@ -100,6 +100,7 @@ class Outcome:
     SYNCED = "synced"
     REMOVED = "removed"
     UNCHANGED = "unchanged"
+    NOT_REVERSED = "not_reversed"
 
 
 class DemoShopify:
@@ -376,9 +377,15 @@ def deactivate_discount(entry_id: int) -> str:
     entry = db.session.get(LedgerEntry, entry_id)
     if entry is None:
         return Outcome.MISSING
-    issue = entry if entry.entry_type == EntryType.ISSUE else issue_row_for(_resolve_grant(entry))
+    grant = _resolve_grant(entry)
+    issue = entry if entry.entry_type == EntryType.ISSUE else issue_row_for(grant)
     if issue is None or not issue.discount_node_id:
         return Outcome.NOT_ISSUED
+    if issue.related_entry_id is not None and issue is entry:
+        grant = db.session.get(LedgerEntry, issue.related_entry_id) or grant
+    if not is_reversed(grant):
+        # Only a reward taken back loses its code; a stray or early job must not strip a live one.
+        return Outcome.NOT_REVERSED
     done = db.session.execute(
         select(AuditEvent.id).where(AuditEvent.shop_id == issue.shop_id, AuditEvent.action == DEACTIVATED,
                                     AuditEvent.subject_type == "ledger_entry",

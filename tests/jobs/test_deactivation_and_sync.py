@@ -91,7 +91,7 @@ def test_deactivation_refused_is_audited(app: Flask, make_grant: GrantFactory,
     grant = make_grant(commit=False)
     schedule_discount_issue(grant.id)
     db.session.commit()
-    schedule_discount_deactivation(grant.id)
+    schedule_discount_deactivation(reverse(grant).id)
     db.session.commit()
     actions = list(db.session.execute(select(AuditEvent.action)).scalars())
     assert actions == ["discount_deactivate_failed"]
@@ -206,3 +206,17 @@ def test_campaign_change_syncs_every_code(app: Flask, shop: Shop, campaign: Camp
     assert sent == {code.code for code in codes}
     db.session.expire_all()
     assert all(code.discount_node_id for code in db.session.execute(select(ReferralCode)).scalars())
+
+
+def test_live_reward_code_is_not_deactivated_without_a_reversal(
+    app: Flask, make_grant: GrantFactory, mocked_responses: responses_lib.RequestsMock
+) -> None:
+    """A deactivation job for a grant that still stands (a stray or early job) leaves the code alone."""
+    mocked_responses.post(graphql_url(app), json=created(NODE))
+    grant = make_grant(commit=False)
+    schedule_discount_issue(grant.id)
+    db.session.commit()
+    schedule_discount_deactivation(grant.id)
+    db.session.commit()
+    assert len(mocked_responses.calls) == 1
+    assert db.session.execute(select(AuditEvent)).first() is None

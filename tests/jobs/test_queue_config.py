@@ -9,6 +9,7 @@ from flask.testing import FlaskCliRunner
 
 from referral_plugin import create_app
 from referral_plugin.jobs import get_queue
+from referral_plugin.jobs import sqlite_queue_path
 from referral_plugin.jobs import start_inprocess_consumer
 
 
@@ -28,10 +29,15 @@ def test_storage_follows_the_configuration(app_config: dict[str, t.Any], tmp_pat
     assert type(sqlite_huey.storage).__name__ == "SqliteStorage" and sqlite_file.exists()
 
 
-def test_default_sqlite_queue_lives_in_the_instance_folder(app_config: dict[str, t.Any]) -> None:
-    """Without Redis the queue file sits next to the app's other local data."""
-    app = create_app({**app_config, "HUEY_IMMEDIATE": False})
-    assert get_queue(app).huey.storage.filename == str(Path(app.instance_path) / "huey.sqlite")
+def test_default_sqlite_queue_sits_beside_the_database(app_config: dict[str, t.Any], tmp_path: Path) -> None:
+    """Without Redis the queue file sits next to a SQLite database (the instance folder's by default)."""
+    database = tmp_path / "shop-data" / "app.sqlite"
+    database.parent.mkdir()
+    app = create_app({**app_config, "HUEY_IMMEDIATE": False, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
+    assert get_queue(app).huey.storage.filename == str(database.parent / "huey.sqlite")
+    other = create_app({**app_config, "HUEY_IMMEDIATE": False,
+                        "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://u:p@127.0.0.1:1/db"})
+    assert sqlite_queue_path(other) == str(Path(other.instance_path) / "huey.sqlite")
 
 
 def test_each_app_has_its_own_queue(app_config: dict[str, t.Any]) -> None:
