@@ -122,6 +122,8 @@ class Referral(Base):
         UniqueConstraint("shop_id", "shopify_order_id"),
         Index("ix_referrals_shop_status", "shop_id", "status"),
         Index("ix_referrals_shop_created", "shop_id", "created_at"),
+        # The dashboard's pending panel and review queue: held referrals by release date, from the index.
+        Index("ix_referrals_shop_status_hold", "shop_id", "status", "hold_until"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
