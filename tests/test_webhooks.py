@@ -421,3 +421,20 @@ def test_concurrent_deliveries_of_one_event_are_processed_once(app: Flask, marke
     assert sorted(payload["status"] for _, payload in results) == ["duplicate"] * 7 + ["processed"]
     assert len(_deliveries()) == 1
     assert _count(AuditEvent) == 1
+
+
+def test_sub_paths_reach_the_same_intake(client: t.Any) -> None:
+    """/webhooks/compliance (a separate TOML subscription URI) verifies and records like /webhooks."""
+    body = raw_payload("customers_redact")
+    assert client.post("/webhooks/compliance", data=body, headers=_headers(body)).status_code == 200
+    assert client.post("/webhooks/compliance", data=body,
+                       headers=_headers(body, secret="wrong")).status_code == 401
+    assert len(_deliveries()) == 1
+
+
+def test_oversized_header_is_400(client: t.Any) -> None:
+    """A webhook id longer than any Shopify sends is a 400, not a database error."""
+    body = b'{"id": 1}'
+    response = client.post("/webhooks", data=body, headers=_headers(body, **{"X-Shopify-Webhook-Id": "x" * 500}))
+    assert response.status_code == 400
+    assert _deliveries() == []
