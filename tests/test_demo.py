@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import text
 
 from referral_plugin import create_app
 from referral_plugin.config import DEMO_API_KEY
@@ -26,6 +27,22 @@ from referral_plugin.models import ReferralCode
 from referral_plugin.models import Shop
 from referral_plugin.models import WebhookDelivery
 from referral_plugin.security.signatures import verify_proxy_query
+
+#: Orderings the spread timestamps must keep; each query counts violations.
+CONSISTENCY_CHECKS = {
+    "referral before its code": "SELECT count(*) FROM referrals r JOIN referral_codes c ON c.id = r.referral_code_id "
+                                "WHERE r.created_at < c.created_at",
+    "referral before the friend signed up": "SELECT count(*) FROM referrals r JOIN customers f ON f.id = r.friend_id "
+                                            "WHERE r.created_at < f.created_at",
+    "decision before the referral": "SELECT count(*) FROM referrals WHERE decided_at < created_at",
+    "ledger row before its referral": "SELECT count(*) FROM ledger_entries l JOIN referrals r ON r.id = l.referral_id "
+                                      "WHERE l.created_at < r.created_at",
+    "joined before invited": "SELECT count(*) FROM invitations WHERE joined_at < invited_at",
+    "invited before the advocate signed up": "SELECT count(*) FROM invitations i JOIN customers a "
+                                             "ON a.id = i.advocate_id WHERE i.invited_at < a.created_at",
+    "order before the friend signed up": "SELECT count(*) FROM order_attributions o JOIN customers f "
+                                         "ON f.id = o.friend_id WHERE o.created_at < f.created_at",
+}
 
 
 @pytest.fixture
@@ -171,6 +188,8 @@ def test_seeded_history_is_spread_and_never_precedes_its_code(demo_app: Flask) -
                 assert referral.created_at >= codes[referral.referral_code_id].created_at
         days = {click.created_at.date() for click in clicks}
         assert len(days) > 7
+        for label, query in CONSISTENCY_CHECKS.items():
+            assert db.session.execute(text(query)).scalar_one() == 0, label
 
 
 def test_local_app_proxy_signs_the_widgets_own_calls(demo_app: Flask) -> None:
