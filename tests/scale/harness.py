@@ -106,6 +106,8 @@ class AppServer:
                 "GUNICORN_ACCESS_LOG": os.devnull,
             }
         )
+        # The arbiter waits out graceful_timeout on stop; tests stop servers that serve nothing any more.
+        self.env.setdefault("GUNICORN_GRACEFUL_TIMEOUT", "2")
         if threads is not None:
             self.env["GUNICORN_THREADS"] = str(threads)
         self.process: subprocess.Popen[bytes] | None = None
