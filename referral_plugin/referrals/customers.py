@@ -93,11 +93,21 @@ def _squash(value: t.Any) -> str:
     return re.sub(r"[\W_]+", "", str(value or "")).lower()
 
 
+def shopify_id(value: t.Any) -> int | None:
+    """Return a Shopify id (a positive 64-bit integer, given as a number or digits) or None."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None
+    return number if 0 < number < 2**63 else None
+
+
 def get_customer(shop: Shop, shopify_customer_id: int | str | None) -> Customer | None:
     """Return the shop's customer with this Shopify id, or None."""
-    try:
-        wanted = int(str(shopify_customer_id).strip())
-    except (TypeError, ValueError):
+    wanted = shopify_id(shopify_customer_id)
+    if wanted is None:
         return None
     return db.session.scalar(
         select(Customer).where(Customer.shop_id == shop.id, Customer.shopify_customer_id == wanted)
@@ -120,7 +130,9 @@ def upsert_customer(
     A concurrent creation of the same customer loses its insert to the unique constraint and
     updates the winner's row instead.
     """
-    customer_id = int(str(shopify_customer_id).strip())
+    customer_id = shopify_id(shopify_customer_id)
+    if customer_id is None:
+        raise ValidationError("A Shopify customer id is a positive whole number.", field="customer_id")
     fields: dict[str, t.Any] = {}
     if email:
         try:
@@ -163,11 +175,7 @@ def upsert_customer(
 
 def upsert_from_payload(shop: Shop, payload: Mapping[str, t.Any]) -> Customer | None:
     """Upsert a customer from a Shopify customer object (webhook ``customers/create`` or ``order.customer``)."""
-    if not isinstance(payload, Mapping) or payload.get("id") in (None, ""):
-        return None
-    try:
-        int(str(payload["id"]))
-    except ValueError:
+    if not isinstance(payload, Mapping) or shopify_id(payload.get("id")) is None:
         return None
     address = payload.get("default_address")
     if not isinstance(address, Mapping):

@@ -28,6 +28,7 @@ from referral_plugin.referrals.attribution import Attribution
 from referral_plugin.referrals.attribution import Source
 from referral_plugin.referrals.attribution import attribute_order
 from referral_plugin.referrals.customers import parse_datetime
+from referral_plugin.referrals.customers import shopify_id
 from referral_plugin.referrals.customers import upsert_customer
 from referral_plugin.referrals.customers import upsert_from_payload
 from referral_plugin.referrals.invitations import mark_purchased
@@ -47,11 +48,7 @@ _STATUS_FOR = {QUALIFIED: ReferralStatus.REWARDED, HELD: ReferralStatus.HELD, RE
 
 def order_id_of(payload: Mapping[str, t.Any], key: str = "id") -> int | None:
     """Return an order id from a payload as an int, or None when missing or malformed."""
-    try:
-        value = int(str(payload.get(key)).strip())
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
+    return shopify_id(payload.get(key))
 
 
 def money(value: t.Any) -> Decimal | None:
