@@ -28,6 +28,27 @@ def prepare_database(app: Flask, echo: t.Callable[[str], None] = print) -> None:
         return
     with app.app_context():
         init_db()
+        lag = schema_lag()
+    if lag:
+        echo("Note: the migrations lag the models (regenerate them): " + "; ".join(lag))
+
+
+def schema_lag() -> list[str]:
+    """Return what the models have that the migrated schema lacks (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from referral_plugin.extensions import db
+
+    with db.engine.connect() as connection:
+        diffs = compare_metadata(MigrationContext.configure(connection), db.metadata)
+    lag: list[str] = []
+    for diff in diffs:
+        if isinstance(diff, tuple) and diff and diff[0] == "add_table":
+            lag.append(f"table {diff[1].name}")
+        elif isinstance(diff, tuple) and diff and diff[0] == "add_column":
+            lag.append(f"column {diff[2]}.{diff[3].name}")
+    return lag
 
 
 def start_job_consumer(app: Flask, echo: t.Callable[[str], None] = print) -> t.Any:

@@ -12,6 +12,7 @@ only sent to a shop that has none, and the engine refuses duplicate invitations.
 
 from __future__ import annotations
 
+import collections
 import copy
 import datetime as dt
 import importlib
@@ -273,6 +274,8 @@ class Seeder:
         self.prefix = str(app.config.get("APP_PROXY_PREFIX") or "/apps/referrals")
         self.report = SeedReport(self.shop_domain)
         self.story = build_story()
+        #: Failed calls by what failed, reported once per kind at the end instead of once per call.
+        self.failures: collections.Counter[str] = collections.Counter()
 
     def note(self, message: str) -> None:
         """Print and keep a note about a skipped or partial step."""
@@ -303,6 +306,8 @@ class Seeder:
             self.report.counts = self.counts()
 
         self.step("count rows", count)
+        for failure, times in sorted(self.failures.items()):
+            self.note(f"{failure} ({times}x; the app's log has the details)")
         return self.report
 
     def step(self, name: str, action: t.Callable[[], None]) -> bool:
@@ -410,7 +415,7 @@ class Seeder:
                 self.note("/proxy/invitations is not built yet: skipping invitations")
                 return
             if response.status_code >= 400:
-                self.note(f"invitation {advocate.first_name} -> {email} answered {response.status_code}")
+                self.failures[f"POST /proxy/invitations answered {response.status_code}"] += 1
 
     def place_orders(self, codes: dict[int, str]) -> None:
         """Send a signed ``orders/paid`` per order (and ``orders/cancelled`` where the story says so)."""
@@ -435,7 +440,7 @@ class Seeder:
         response = self.client.post("/webhooks", data=body, headers=headers)
         status = str((response.get_json(silent=True) or {}).get("status", response.status_code))
         if response.status_code >= 400:
-            self.note(f"{topic} {webhook_id} answered {response.status_code}")
+            self.failures[f"{topic} webhook answered {response.status_code}"] += 1
         return status
 
     # --- timestamps ------------------------------------------------------------------------------
