@@ -157,9 +157,10 @@ def process_delivery(delivery: Delivery, payload: Payload) -> IntakeResult:
     """Record ``delivery`` once and run its topic's handler in the same transaction."""
     handler = handler_for(delivery.topic)
     status = PROCESSED if handler is not None else IGNORED
-    # Start from a clean transaction: the delivery insert must be its first write, so rolling
-    # back a duplicate (or a failed handler) cannot discard anything else.
-    db.session.rollback()
+    # Start a fresh transaction: the delivery insert must be its first write, so rolling back a
+    # duplicate (or a failed handler) cannot discard anything else. A request's session is empty
+    # here; whatever a caller sharing the session left pending (a test, a CLI) is kept, not lost.
+    db.session.commit()
     record = WebhookDelivery(
         shop_domain=delivery.shop_domain,
         topic=delivery.topic,
