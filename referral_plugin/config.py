@@ -37,10 +37,6 @@ DEFAULTS: dict[str, t.Any] = {
     "POINT_VALUE": "0.01",
     "REDIS_URL": None,
     "HUEY_IMMEDIATE": False,
-    #: SQLite file of the job queue when REDIS_URL is unset (default: huey.sqlite in the instance folder).
-    "HUEY_SQLITE_PATH": None,
-    #: Minutes a discount reward may stay pending before the sweeper re-queues it.
-    "DISCOUNT_REQUEUE_AFTER_MINUTES": 5,
     "API_RATE_LIMIT": "1000 per minute",
     "RATELIMIT_STORAGE_URI": None,
     "INVITATION_RATE_LIMIT": "20 per hour",
@@ -73,6 +69,7 @@ _ENV_PARSERS: dict[str, t.Callable[[str], t.Any]] = {
     "POINT_VALUE": str,
     "REDIS_URL": str,
     "HUEY_IMMEDIATE": lambda v: parse_bool(v),
+    # Job queue tuning, read with defaults by referral_plugin.jobs / rewards.sweeper (README: jobs section).
     "HUEY_SQLITE_PATH": str,
     "DISCOUNT_REQUEUE_AFTER_MINUTES": float,
     "API_RATE_LIMIT": str,

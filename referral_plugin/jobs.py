@@ -32,6 +32,7 @@ from huey import MemoryHuey
 from huey import RedisHuey
 from huey import SqliteHuey
 from huey import crontab
+from huey.storage import SqliteStorage
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -183,7 +184,32 @@ def create_huey(app: Flask) -> Huey:
     redis_url = app.config.get("REDIS_URL")
     if redis_url:
         return RedisHuey(name, url=redis_url, results=False, utc=True)
-    return SqliteHuey(name, filename=sqlite_queue_path(app), results=False, utc=True)
+    return SqliteHuey(name, filename=sqlite_queue_path(app), results=False, utc=True,
+                      storage_class=LazySqliteStorage)
+
+
+class LazySqliteStorage(SqliteStorage):  # type: ignore[misc]  # huey ships no type hints
+    """Huey's SQLite storage, creating its file and tables on first use rather than when the app is built."""
+
+    def initialize_schema(self) -> None:
+        """Defer the schema to the first connection (``create_app`` must not touch the disk)."""
+        self._schema_lock = threading.Lock()
+        self._schema_pending = True
+
+    def _create_connection(self) -> t.Any:
+        conn = super()._create_connection()
+        with self._schema_lock:
+            if self._schema_pending:
+                cursor = conn.cursor()
+                try:
+                    cursor.execute(self.begin_sql)
+                    for statement in self.ddl:
+                        cursor.execute(statement)
+                    conn.commit()
+                finally:
+                    cursor.close()
+                self._schema_pending = False
+        return conn
 
 
 def sqlite_queue_path(app: Flask) -> str:

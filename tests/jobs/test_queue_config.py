@@ -6,6 +6,7 @@ import typing as t
 from pathlib import Path
 
 from flask.testing import FlaskCliRunner
+from huey.storage import SqliteStorage
 
 from referral_plugin import create_app
 from referral_plugin.jobs import get_queue
@@ -26,7 +27,9 @@ def test_storage_follows_the_configuration(app_config: dict[str, t.Any], tmp_pat
     assert not redis_huey.immediate and type(redis_huey.storage).__name__ == "RedisStorage"
     sqlite_file = tmp_path / "queue.sqlite"
     sqlite_huey = build(app_config, HUEY_IMMEDIATE=False, HUEY_SQLITE_PATH=str(sqlite_file))
-    assert type(sqlite_huey.storage).__name__ == "SqliteStorage" and sqlite_file.exists()
+    assert isinstance(sqlite_huey.storage, SqliteStorage)
+    assert not sqlite_file.exists()  # building the app touches no disk
+    assert sqlite_huey.pending_count() == 0 and sqlite_file.exists()
 
 
 def test_default_sqlite_queue_sits_beside_the_database(app_config: dict[str, t.Any], tmp_path: Path) -> None:
