@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from flask import g
 from flask import request
@@ -29,7 +28,7 @@ def presented_key() -> str | None:
     if scheme.lower() == "basic" and credentials:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
             return None
         username, _, password = decoded.partition(":")
         # The key is the password (any username); a client that puts it in the username is forgiven.

@@ -67,3 +67,16 @@ def test_no_route_answers_500(api: ApiClient, advocate: Customer, route: tuple[s
     response = call(f"{path}?{query}", data=body, content_type=content_type)
     assert response.status_code < 500, (path, query, body, response.get_data(as_text=True))
     assert response.is_json
+
+
+header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=80)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(["X-Api-Key", "Authorization", "X-Joy-Loyalty-App-Key"]), value=header_text,
+       scheme=st.sampled_from(["", "Bearer ", "Basic ", "basic ", "Token "]))
+def test_no_auth_header_answers_500(client: t.Any, api_key: str, name: str, value: str, scheme: str) -> None:
+    """Arbitrary credentials are 401 (or 200 for the real key), never 500."""
+    response = client.get("/api/v1/campaigns", headers={name: scheme + value})
+    assert response.status_code in (200, 401), response.get_data(as_text=True)
+    assert response.is_json
