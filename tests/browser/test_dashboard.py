@@ -179,3 +179,45 @@ def test_approve_a_held_referral(demo: tuple[str, Flask], browser: t.Any) -> Non
     with app.app_context():
         referral = db.session.get(Referral, referral_id)
         assert referral is not None and referral.status == ReferralStatus.REWARDED
+
+
+def test_works_without_app_bridge(tmp_path: Path, browser: t.Any) -> None:
+    """With real credentials but Shopify's CDN unreachable, the page still renders and its links work."""
+    from tests.conftest import make_shop
+    from tests.shopify_actions import API_KEY
+    from tests.shopify_actions import API_SECRET
+    from tests.shopify_actions import session_token
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = create_app({
+        "TESTING": True, "SECRET_KEY": "browser-secret", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
+        "APP_URL": base, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'embedded.sqlite'}",
+        "HUEY_IMMEDIATE": True, "RATELIMIT_STORAGE_URI": "memory://",
+    })
+    with app.app_context():
+        db.create_all()
+        make_shop()
+    server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page, errors, _ = _page(browser, base)
+        blocked: list[str] = []
+        page.route("https://cdn.shopify.com/**", lambda route: (blocked.append(route.request.url), route.abort()))
+        page.goto(f"{base}/admin?id_token={session_token()}")
+        assert page.locator('meta[name="shopify-api-key"]').get_attribute("content") == API_KEY
+        assert blocked == ["https://cdn.shopify.com/shopifycloud/app-bridge.js"]
+        assert page.get_by_role("heading", name="Referral program").is_visible()
+        page.locator("nav.tabs").get_by_role("link", name="Settings").click()
+        page.wait_for_url("**/admin/settings*")
+        assert page.get_by_role("heading", name="Settings").is_visible()
+        _shot(page, "dashboard-no-app-bridge.png")
+        assert errors == []
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
