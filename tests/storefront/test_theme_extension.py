@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "extensions" / "referral-widget"
@@ -62,9 +63,12 @@ def test_every_translation_key_exists(block: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["widget.js", "widget.css"])
-def test_extension_assets_are_the_apps_own(name: str) -> None:
-    """The extension ships byte-for-byte the widget.js/css the app serves (copy them after editing static/)."""
-    assert (EXTENSION / "assets" / name).read_bytes() == (ROOT / "static" / name).read_bytes()
+def test_extension_assets_are_the_apps_own(name: str, client: FlaskClient) -> None:
+    """The app serves the extension's widget.js/css themselves (static/ links to them), byte-for-byte."""
+    assert (ROOT / "static" / name).resolve() == (EXTENSION / "assets" / name).resolve()
+    with client.get(f"/static/{name}") as response:
+        assert response.status_code == 200
+        assert response.data == (EXTENSION / "assets" / name).read_bytes()
 
 
 def test_widget_js_stays_under_six_kilobytes_gzipped() -> None:
