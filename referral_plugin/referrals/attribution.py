@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
-from decimal import InvalidOperation
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from referral_plugin.models import Shop
 from referral_plugin.referrals.codes import canonical_code
 from referral_plugin.referrals.codes import find_code
 from referral_plugin.referrals.codes import looks_like_code
+from referral_plugin.referrals.customers import money
 
 
 class Source:
@@ -59,7 +59,7 @@ def attribute_order(shop: Shop, order: Mapping[str, t.Any], friend: Customer | N
         code = find_code(shop, raw) if isinstance(raw, str) else None
         if code is not None:
             return Attribution(Source.DISCOUNT_CODE, code=code, evidence={"discount_code": raw},
-                               applied_amount=_decimal(entry.get("amount")))
+                               applied_amount=money(entry.get("amount")))
     for entry in _list(order.get("note_attributes")):
         if not isinstance(entry, Mapping):
             continue
@@ -120,14 +120,3 @@ def code_from_note(shop: Shop, note: str | None) -> ReferralCode | None:
 
 def _list(value: t.Any) -> list[t.Any]:
     return value if isinstance(value, list) else []
-
-
-def _decimal(value: t.Any) -> Decimal | None:
-    """Read a money string; None when absent or unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return number if number.is_finite() else None

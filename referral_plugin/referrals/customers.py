@@ -6,6 +6,8 @@ import datetime as dt
 import re
 import typing as t
 from collections.abc import Mapping
+from decimal import Decimal
+from decimal import InvalidOperation
 
 import phonenumbers
 from email_validator import EmailNotValidError
@@ -102,6 +104,17 @@ def shopify_id(value: t.Any) -> int | None:
     except ValueError:
         return None
     return number if 0 < number < 2**63 else None
+
+
+def money(value: t.Any) -> Decimal | None:
+    """Read a Shopify money string; None when absent, unreadable or too large for a money column."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number.quantize(Decimal("0.01")) if number.is_finite() and abs(number) < Decimal("1e10") else None
 
 
 def get_customer(shop: Shop, shopify_customer_id: int | str | None) -> Customer | None:

@@ -6,8 +6,6 @@ import datetime as dt
 import logging
 import typing as t
 from collections.abc import Mapping
-from decimal import Decimal
-from decimal import InvalidOperation
 
 from sqlalchemy import select
 from sqlalchemy import update
@@ -27,6 +25,7 @@ from referral_plugin.referrals._db import insert_once
 from referral_plugin.referrals.attribution import Attribution
 from referral_plugin.referrals.attribution import Source
 from referral_plugin.referrals.attribution import attribute_order
+from referral_plugin.referrals.customers import money
 from referral_plugin.referrals.customers import parse_datetime
 from referral_plugin.referrals.customers import shopify_id
 from referral_plugin.referrals.customers import upsert_customer
@@ -49,17 +48,6 @@ _STATUS_FOR = {QUALIFIED: ReferralStatus.REWARDED, HELD: ReferralStatus.HELD, RE
 def order_id_of(payload: Mapping[str, t.Any], key: str = "id") -> int | None:
     """Return an order id from a payload as an int, or None when missing or malformed."""
     return shopify_id(payload.get(key))
-
-
-def money(value: t.Any) -> Decimal | None:
-    """Read a Shopify money string; None when absent or unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return number.quantize(Decimal("0.01")) if number.is_finite() and abs(number) < Decimal("1e10") else None
 
 
 def friend_from_order(shop: Shop, order: Mapping[str, t.Any]) -> Customer | None:

@@ -30,8 +30,8 @@ from referral_plugin.referrals import ledger
 from referral_plugin.referrals._db import insert_once
 from referral_plugin.referrals.attribution import attribute_order
 from referral_plugin.referrals.customers import get_customer
+from referral_plugin.referrals.customers import money
 from referral_plugin.referrals.orders import existing_attribution
-from referral_plugin.referrals.orders import money
 from referral_plugin.referrals.orders import order_id_of
 from referral_plugin.referrals.qualification import REJECTED
 from referral_plugin.referrals.reasons import Reason

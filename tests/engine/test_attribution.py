@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from referral_plugin.extensions import db
 from referral_plugin.models import OrderAttribution
 from referral_plugin.models import Referral
+from referral_plugin.referrals.attribution import attribute_order
 from referral_plugin.referrals.invitations import invite
 from tests.engine.conftest import Store
 from tests.engine.conftest import order_payload
@@ -70,3 +73,14 @@ def test_order_without_evidence_records_no_decision(store: Store) -> None:
     assert db.session.query(OrderAttribution).count() == 0
     customer = store.customer(friend)
     assert customer.paid_orders_count == 1 and customer.first_paid_order_id is not None
+
+
+@pytest.mark.parametrize(("amount", "applied"), [("10", Decimal("10.00")), ("1e15", None), ("NaN", None)])
+def test_discount_code_amount_is_read_as_money(store: Store, amount: str, applied: Decimal | None) -> None:
+    """The code's checkout discount is read like every order amount: cents, and None when it fits no money column."""
+    advocate, friend = store.register(), store.register()
+    order = order_payload(friend, code=store.code_of(advocate))
+    order["discount_codes"][0]["amount"] = amount
+    found = attribute_order(store.shop, order, None)
+    assert found is not None and found.source == "discount_code"
+    assert found.applied_amount == applied
