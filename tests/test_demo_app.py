@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -117,7 +118,13 @@ def test_python_app_py_serves_the_demo(start_server: t.Callable[..., Server]) ->
     status, page = _get(server.url("/demo"))
     assert status == 200
     assert "demo-shop.myshopify.com" in page
+    token = json.loads(_get(server.url("/demo/session-token"))[1])["token"]
+    request = urllib.request.Request(server.url("/admin/api/summary"), headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+        summary = json.loads(response.read())
+    assert summary["signups"] > 0 and summary["referredOrders"] > 0 and summary["clicks"] > 0
     output = server.log.read_text(errors="replace")
+    assert "25 customers" in output
     assert server.url("/demo") in output
     assert server.url("/demo/admin") in output
     assert server.url("/healthz") in output
