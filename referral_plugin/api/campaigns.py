@@ -13,7 +13,9 @@ from flask.wrappers import Response
 from referral_plugin.api.auth import current_shop
 from referral_plugin.api.auth import require_api_key
 from referral_plugin.api.ratelimit import add_rate_limit_headers
+from referral_plugin.extensions import db
 from referral_plugin.models import Campaign
+from referral_plugin.referrals.campaigns import ensure_default_campaign
 from referral_plugin.referrals.campaigns import is_running
 from referral_plugin.referrals.campaigns import list_campaigns as engine_list_campaigns
 
@@ -57,4 +59,8 @@ def serialize_campaign(campaign: Campaign) -> dict[str, t.Any]:
 @bp.get("/campaigns")
 def list_campaigns() -> Response:
     """List the key's shop's campaigns, the default first."""
-    return jsonify({"data": [serialize_campaign(c) for c in engine_list_campaigns(current_shop())]})
+    shop = current_shop()
+    # Every installed shop has a default campaign, also one installed before the engine made it.
+    ensure_default_campaign(shop)
+    db.session.commit()
+    return jsonify({"data": [serialize_campaign(c) for c in engine_list_campaigns(shop)]})
