@@ -6,6 +6,7 @@ else — customers, orders, keys — goes through webhooks, the CLI, the app pro
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 import pytest
@@ -91,6 +92,8 @@ def order_payload(order_id: int, customer_id: int | None, email: str | None, *, 
                   total: str = "120.00", test: bool = False) -> dict[str, t.Any]:
     """Return a real paid order (not test, not cancelled) built from Shopify's order sample."""
     order = load_payload("orders_paid")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    order.update(created_at=now, processed_at=now, updated_at=now)
     order.update(id=order_id, admin_graphql_api_id=f"gid://shopify/Order/{order_id}", name=f"#{order_id % 100000}",
                  email=email, contact_email=email, test=test, financial_status="paid", cancelled_at=None,
                  cancel_reason=None, total_price=total, subtotal_price=total, current_total_price=total,
