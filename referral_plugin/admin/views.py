@@ -340,13 +340,14 @@ def _campaign_form(campaign: Campaign | None, values: Mapping[str, t.Any], error
 def campaigns() -> t.Any:
     """List the shop's campaigns with their offers."""
     shop = current_shop()
-    if not campaign_service.list_campaigns(shop):
-        campaign_service.ensure_default_campaign(shop)
+    found = campaign_service.list_campaigns(shop)
+    if not found:
+        found = [campaign_service.ensure_default_campaign(shop)]
         db.session.commit()
     rows = [
         {"campaign": campaign, "offer": campaign_service.describe_offer(campaign, shop.currency),
          "running": campaign_service.is_running(campaign)}
-        for campaign in campaign_service.list_campaigns(shop)
+        for campaign in found
     ]
     return render_template("admin/campaigns.html", rows=rows, active="campaigns")
 
@@ -441,13 +442,7 @@ def settings_save() -> t.Any:
         "phone_region": request.form.get("phone_region", ""),
         "point_value": request.form.get("point_value", ""),
     }
-    try:
-        update_settings(current_shop(), data, actor())
-    except ValidationError as error:
-        db.session.rollback()
-        return _settings_page(error=error, form=request.form, status=400)
-    db.session.commit()
-    return _redirect("admin.settings", notice="settings-saved")
+    return _settings_change(lambda: update_settings(current_shop(), data, actor()), notice="settings-saved")
 
 
 @bp.post("/admin/settings/api-keys")
@@ -489,7 +484,8 @@ def adjust_points() -> t.Any:
 
     check_csrf()
     shop = current_shop()
-    try:
+
+    def adjust() -> None:
         customer = _find_customer(shop, request.form.get("customer", ""))
         points = _form_int(request.form, "points", blank=None)
         if not points:
@@ -498,11 +494,19 @@ def adjust_points() -> t.Any:
         if not reason:
             raise ValidationError("Say why, for the customer's history.", field="reason")
         ledger.record_adjustment(shop, customer, points, reason[:500], actor())
+
+    return _settings_change(adjust, notice="adjusted")
+
+
+def _settings_change(change: t.Callable[[], object], *, notice: str) -> t.Any:
+    """Run one settings-page change: commit and redirect with ``notice``, or roll back and show the error (400)."""
+    try:
+        change()
     except ValidationError as error:
         db.session.rollback()
         return _settings_page(error=error, form=request.form, status=400)
     db.session.commit()
-    return _redirect("admin.settings", notice="adjusted")
+    return _redirect("admin.settings", notice=notice)
 
 
 def _find_customer(shop: Shop, identifier: str) -> Customer:
