@@ -50,14 +50,17 @@ def render_storefront_error(error: ReferralPluginError) -> Response:
     )
     if not wants_page:
         return jsonify(error.to_dict())
-    body = render_liquid_safe(
+    return _page(_render("storefront/error.html", message=error.message, back_url=f"{ctx.path_prefix}/widget"))
+
+
+def _render(template: str, **context: t.Any) -> str:
+    """Render a storefront template (Liquid-safe) with the app's URL for its assets."""
+    return render_liquid_safe(
         current_app._get_current_object(),  # type: ignore[attr-defined]
-        "storefront/error.html",
-        message=error.message,
-        back_url=f"{ctx.path_prefix}/widget",
+        template,
         app_url=current_app.config["APP_URL"],
+        **context,
     )
-    return _page(body)
 
 
 register_error_renderer(bp.name, render_storefront_error)
@@ -95,29 +98,23 @@ def _no_store(response: Response) -> Response:
 @bp.get("/widget")
 def widget() -> Response:
     """Render the referral widget for the logged-in customer, or the offer and a login link."""
-    ctx = _proxy()
-    data = widget_data(ctx.shop, ctx.customer_id, ctx.path_prefix)
-    if ctx.customer_id is not None:
-        data["invite"] = _invite_settings(ctx)
     fragment = request.args.get("view") == "fragment"
-    body = render_liquid_safe(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        "storefront/widget.html",
-        data=data,
-        fragment=fragment,
-        app_url=current_app.config["APP_URL"],
-    )
+    body = _render("storefront/widget.html", data=_widget_data(_proxy()), fragment=fragment)
     return _page(body, fragment=fragment)
 
 
 @bp.get("/widget.json")
 def widget_json() -> Response:
     """Return the widget's data as JSON, for theme blocks that render it themselves."""
-    ctx = _proxy()
+    return _no_store(jsonify(_widget_data(_proxy())))
+
+
+def _widget_data(ctx: ProxyContext) -> dict[str, t.Any]:
+    """Return the widget's data, with the invite form's settings for a logged-in customer."""
     data = widget_data(ctx.shop, ctx.customer_id, ctx.path_prefix)
     if ctx.customer_id is not None:
         data["invite"] = _invite_settings(ctx)
-    return _no_store(jsonify(data))
+    return data
 
 
 def _invite_settings(ctx: ProxyContext) -> dict[str, t.Any]:
@@ -159,14 +156,8 @@ def invitations() -> Response | tuple[Response, int]:
     invites.charge_rate_limit(ctx.shop, ctx.customer_id, len(friends))
     outcome = invites.invite_friends(ctx.shop, ctx.customer_id, friends)
     if payload is None and request.accept_mimetypes.best_match(["text/html", "application/json"]) == "text/html":
-        body_html = render_liquid_safe(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            "storefront/invite_results.html",
-            outcome=outcome,
-            back_url=f"{ctx.path_prefix}/widget",
-            app_url=current_app.config["APP_URL"],
-        )
-        return _page(body_html)
+        return _page(_render("storefront/invite_results.html", outcome=outcome,
+                             back_url=f"{ctx.path_prefix}/widget"))
     return _no_store(jsonify(outcome))
 
 
