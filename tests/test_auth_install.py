@@ -371,3 +371,10 @@ def test_callback_failed_exchange_stores_nothing(
     assert "Location" not in response.headers
     _assert_nothing_stored(mocked_responses, calls=1)
     assert shop_count() == 0
+
+
+def test_install_with_non_ascii_hmac_is_401(client: FlaskClient) -> None:
+    """An hmac with non-ASCII characters is a bad signature (401), not a server error."""
+    response = _get(client, "/auth/install", {"shop": SHOP, "timestamp": str(int(time.time())), "hmac": "é" * 64})
+    assert response.status_code == 401
+    assert "Location" not in response.headers

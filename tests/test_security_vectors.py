@@ -16,6 +16,7 @@ from referral_plugin.security.shop_domain import sanitize_shop_domain
 from referral_plugin.security.signatures import compute_admin_hmac
 from referral_plugin.security.signatures import parse_query
 from referral_plugin.security.signatures import verify_admin_query
+from referral_plugin.security.signatures import verify_proxy_query
 from tests.shopify_actions import API_KEY
 from tests.shopify_actions import API_SECRET
 from tests.shopify_actions import OLD_API_SECRET
@@ -211,3 +212,12 @@ def test_session_token_garbage_rejected(garbage: str) -> None:
     """Malformed tokens are an InvalidSessionToken, never a crash."""
     with pytest.raises(InvalidSessionToken):
         _decode(garbage)
+
+
+def test_non_ascii_signatures_are_a_mismatch_not_an_error() -> None:
+    """A signature with non-ASCII characters is refused as InvalidSignature (compare_digest would raise)."""
+    message = HMAC_VECTORS[0][1]
+    with pytest.raises(InvalidSignature):
+        verify_admin_query(parse_query(f"{message}&hmac={'é' * 64}"), "hush", tolerance=None)
+    with pytest.raises(InvalidSignature):
+        verify_proxy_query(parse_query(f"shop={SHOP}&timestamp=1&signature={'é' * 64}"), "hush", tolerance=None)

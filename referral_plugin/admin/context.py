@@ -18,6 +18,7 @@ from flask import url_for
 
 from referral_plugin.errors import Forbidden
 from referral_plugin.models import Shop
+from referral_plugin.security.signatures import same_secret
 
 CSRF_FIELD = "csrf_token"
 
@@ -72,6 +73,6 @@ def check_csrf() -> None:
     :raise Forbidden: ``CSRF_FAILED``.
     """
     sent = request.form.get(CSRF_FIELD, "")
-    if not sent or not hmac.compare_digest(sent, csrf_token()):
+    if not sent or not same_secret(csrf_token(), sent):
         raise Forbidden("The form expired or did not come from this app; reload the page and try again.",
                         code="CSRF_FAILED")

@@ -9,7 +9,6 @@ them for every shop on install and nothing is registered per shop here.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import logging
 import secrets
 
@@ -39,6 +38,7 @@ from referral_plugin.security.shop_domain import require_shop_domain
 from referral_plugin.security.shop_domain import sanitize_shop_domain
 from referral_plugin.security.signatures import Pairs
 from referral_plugin.security.signatures import parse_query
+from referral_plugin.security.signatures import same_secret
 from referral_plugin.security.signatures import verify_admin_query
 from referral_plugin.shopify import oauth
 
@@ -112,7 +112,7 @@ def _check_state_cookie(state: str, shop: str) -> None:
         raise Forbidden("the install state cookie is invalid or expired; start the install again",
                         code="INVALID_STATE") from None
     expected = str(stored.get("state", "")) if isinstance(stored, dict) else ""
-    if not hmac.compare_digest(expected.encode(), state.encode()) or stored.get("shop") != shop:
+    if not same_secret(expected, state) or stored.get("shop") != shop:
         raise Forbidden("the install state does not match this browser; start the install again",
                         code="INVALID_STATE")
 

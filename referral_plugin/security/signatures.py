@@ -25,6 +25,15 @@ def _hmac_sha256(secret: str, message: bytes) -> bytes:
     return hmac.new(secret.encode(), message, hashlib.sha256).digest()
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """Compare a secret with a presented value in constant time; any text (non-ASCII too) is just unequal.
+
+    ``hmac.compare_digest`` raises ``TypeError`` for ``str`` with non-ASCII characters, which would turn a
+    garbage signature or token into a 500: comparing the UTF-8 bytes makes it a plain mismatch.
+    """
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
 def _secrets(secret: str, old_secret: str | None) -> Iterable[str]:
     yield secret
     if old_secret:
@@ -119,7 +128,7 @@ def verify_admin_query(
     for candidate_secret in _secrets(secret, old_secret):
         for message in (admin_message(pairs), _legacy_admin_message(pairs)):
             expected = _hmac_sha256(candidate_secret, message.encode()).hex()
-            if hmac.compare_digest(expected, given):
+            if same_secret(expected, given):
                 if tolerance is not None:
                     check_timestamp(_single(pairs, "timestamp"), tolerance, now)
                 return
@@ -177,7 +186,7 @@ def verify_proxy_query(
         raise InvalidSignature("signature is missing")
     message = proxy_message(pairs).encode()
     for candidate_secret in _secrets(secret, old_secret):
-        if hmac.compare_digest(_hmac_sha256(candidate_secret, message).hex(), given):
+        if same_secret(_hmac_sha256(candidate_secret, message).hex(), given):
             if tolerance is not None:
                 check_timestamp(_single(pairs, "timestamp"), tolerance, now)
             return

@@ -9,10 +9,10 @@ widget carries a token bound to the shop, the customer and the day; a post must 
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from urllib.parse import urlsplit
 
 from referral_plugin.security.crypto import keyed_hash
+from referral_plugin.security.signatures import same_secret
 
 _PURPOSE = "proxy-form-token"
 
@@ -33,7 +33,7 @@ def check_form_token(shop_domain: str, customer_id: int, given: str | None, at: 
         return False
     now = at or dt.datetime.now(dt.UTC)
     for day in (now, now - dt.timedelta(days=1)):
-        if hmac.compare_digest(form_token(shop_domain, customer_id, day), given.strip()):
+        if same_secret(form_token(shop_domain, customer_id, day), given.strip()):
             return True
     return False
 

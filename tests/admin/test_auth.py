@@ -88,3 +88,12 @@ def test_form_posts_need_the_csrf_token(shop: Shop, client, shopify: ShopifyActi
     assert response.status_code == 403
     db.session.refresh(shop)
     assert str(shop.point_value) != "5"
+
+
+def test_non_ascii_csrf_token_is_refused(shop: Shop, client, shopify: ShopifyActions) -> None:
+    """A CSRF token with non-ASCII characters is refused like a wrong one (403), not a server error."""
+    response = client.post("/admin/settings", query_string={"id_token": shopify.session_token()},
+                           data={"point_value": "5", "csrf_token": "é" * 64})
+    assert response.status_code == 403
+    db.session.refresh(shop)
+    assert str(shop.point_value) != "5"

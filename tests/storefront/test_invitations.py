@@ -260,3 +260,11 @@ def test_refused_form_post_without_javascript_gets_a_page(shopify: ShopifyAction
     html = response.get_data(as_text=True)
     assert "reload the page and try again" in html and 'href="/apps/referrals/widget"' in html
     assert _count() == 0
+
+
+def test_non_ascii_form_token_is_refused(shopify: ShopifyActions, advocate: Customer) -> None:
+    """A form token with non-ASCII characters is refused like any wrong token (403), not a server error."""
+    response = shopify.proxy_post("invitations", ADVOCATE_ID, data={"friends": "victim@example.com", "token": "é" * 64})
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "CROSS_SITE_REQUEST"
+    assert _count() == 0

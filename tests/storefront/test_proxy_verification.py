@@ -229,3 +229,9 @@ def test_no_customer_row_is_written_for_refused_requests(client: FlaskClient, sh
     signed = _signed(_base("8123"), "not-the-secret")
     client.get(f"/proxy/widget?{signed}")
     assert db.session.scalar(db.select(db.func.count(Customer.id))) == 0
+
+
+def test_non_ascii_signature_is_refused(client: FlaskClient, shop: Shop) -> None:
+    """A signature with non-ASCII characters is a 401, not a server error."""
+    query = urlencode(_base("7001") + [("signature", "é" * 64)])
+    _assert_refused(client.get(f"/proxy/widget?{query}"))
