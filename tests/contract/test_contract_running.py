@@ -199,3 +199,75 @@ def test_demo_mode_python_app_py(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class TestSecretRotation:
+    """SHOPIFY_API_SECRET_OLD: the previous secret is still accepted during a rotation."""
+
+    @pytest.fixture
+    def app_config(self, app_config: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Rotate: ``hush`` became the old secret, a new one signs from now on."""
+        return {**app_config, "SHOPIFY_API_SECRET": "brand-new-secret", "SHOPIFY_API_SECRET_OLD": "hush"}
+
+    def test_old_secret_accepted_everywhere(self, client: t.Any, shop: t.Any) -> None:
+        """Webhooks, proxy calls, session tokens and OAuth hmacs signed with either secret verify."""
+        from tests.shopify_actions import session_token
+
+        for secret in ("hush", "brand-new-secret"):
+            actions = ShopifyActions(client, secret=secret)
+            assert actions.post_webhook("products/create", {"id": 1}).status_code == 200, secret
+            assert actions.proxy_get("widget", None).status_code == 200, secret
+            token = session_token(SHOP, secret=secret)
+            assert client.get("/admin/api/summary", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            query = signed_admin_query({"shop": SHOP}, secret=secret)
+            assert client.get("/auth/install", query_string=query).status_code == 302, secret
+        bad = ShopifyActions(client, secret="neither")
+        assert bad.post_webhook("products/create", {"id": 1}).status_code == 401
+
+
+def test_secret_key_required_outside_demo(app_config: dict[str, t.Any]) -> None:
+    """With Shopify credentials set, a missing SECRET_KEY stops start-up with an error naming it."""
+    config = {k: v for k, v in app_config.items() if k != "SECRET_KEY"}
+    with pytest.raises(Exception, match="SECRET_KEY"):
+        create_app(config)
+
+
+def test_demo_mode_without_credentials(tmp_path: Path) -> None:
+    """Without Shopify credentials the app starts in demo mode with demo values and a random SECRET_KEY."""
+    config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'd.sqlite'}"}
+    first, second = create_app(config), create_app(config)
+    for app in (first, second):
+        assert app.config["SHOPIFY_API_KEY"] and app.config["SHOPIFY_API_SECRET"]
+        assert app.config["SECRET_KEY"]
+    assert first.config["SECRET_KEY"] != second.config["SECRET_KEY"]
+
+
+def test_api_version_default_is_a_stable_quarter(app: Flask) -> None:
+    """SHOPIFY_API_VERSION defaults to a stable ``YYYY-MM`` release (a quarter month)."""
+    import re
+
+    version = app.config["SHOPIFY_API_VERSION"]
+    assert re.fullmatch(r"20\d\d-(01|04|07|10)", version), version
+
+
+def test_database_url_environment(monkeypatch: pytest.MonkeyPatch, app_config: dict[str, t.Any],
+                                  tmp_path: Path) -> None:
+    """DATABASE_URL in the environment is the database the app uses."""
+    path = tmp_path / "from-env.sqlite"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
+    config = {k: v for k, v in app_config.items() if k != "SQLALCHEMY_DATABASE_URI"}
+    app = create_app(config)
+    with app.app_context():
+        db.create_all()
+        assert app.test_client().get("/healthz").status_code == 200
+        db.engine.dispose()
+    assert path.exists()
+
+
+def test_default_database_is_sqlite_in_instance_folder(app_config: dict[str, t.Any]) -> None:
+    """Without DATABASE_URL the database is an SQLite file in the instance folder."""
+    config = {k: v for k, v in app_config.items() if k != "SQLALCHEMY_DATABASE_URI"}
+    app = create_app(config)
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    assert uri.startswith("sqlite:///")
+    assert str(Path(app.instance_path)) in uri
