@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 import tomllib
 import typing as t
 from pathlib import Path
@@ -14,11 +15,14 @@ from sqlalchemy import text
 from referral_plugin.extensions import db
 from referral_plugin.models import Shop
 from tests.contract.conftest import Integrator
+from tests.contract.conftest import full_refund
+from tests.contract.conftest import order_payload
 from tests.contract.conftest import register
 from tests.contract.test_contract_api import SEED_REFER
 from tests.shopify_actions import SHOP
 from tests.shopify_actions import ShopifyActions
 from tests.shopify_actions import load_payload
+from tests.shopify_actions import proxy_query
 from tests.shopify_actions import signed_admin_query
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,3 +142,55 @@ def test_uninstall_revokes_api_access(shopify: ShopifyActions, integrator: Integ
     assert integrator.get("/api/v1/campaigns").status_code == 200
     assert shopify.post_webhook("app/uninstalled", load_payload("app_uninstalled")).status_code == 200
     assert integrator.get("/api/v1/campaigns").status_code == 401
+
+
+def test_api_errors_are_json_in_each_envelope(integrator: Integrator) -> None:
+    """Unknown paths and wrong methods under each API prefix answer JSON 404/405, never HTML."""
+    cases = [("get", "/v1.1/customer/referrals", 405), ("get", "/rest_api/v2/referrals/nope", 404),
+             ("get", "/api/v1/nope", 404), ("post", "/api/v1/campaigns", 405),
+             ("get", "/v2/customers/lookup/nope", 404)]
+    for method, path, status in cases:
+        response = getattr(integrator, method)(path)
+        assert response.status_code == status, path
+        assert response.is_json, path
+
+
+def test_future_timestamps_refused(client: FlaskClient, shop: Shop) -> None:
+    """A timestamp an hour in the future is as bad as a stale one (proxy and install)."""
+    future = int(time.time()) + 3600
+    assert client.get(f"/proxy/widget?{proxy_query(None, timestamp=future)}").status_code in (401, 403)
+    query = signed_admin_query({"shop": "x-shop.myshopify.com", "timestamp": str(future)})
+    response = client.get("/auth/install", query_string=query)
+    assert response.status_code in (400, 401)
+    assert "x-shop.myshopify.com" not in response.headers.get("Location", "")
+
+
+def test_webhook_body_not_an_object_or_empty_is_400(shopify: ShopifyActions, shop: Shop) -> None:
+    """A validly signed body that is empty or not a JSON object is a 400."""
+    for body in (b"[]", b"", b"null", b"\xff\xfe"):
+        assert shopify.post_webhook("customers/create", body).status_code == 400, body
+
+
+def test_refunds_adding_up_to_full_take_everything_back_once(shopify: ShopifyActions,
+                                                              integrator: Integrator) -> None:
+    """Two half refunds make a full refund (all rewards back), and a redelivered refund takes nothing more."""
+    register(shopify, 2501, "adv2@example.com")
+    register(shopify, 2502, "fr2@example.com")
+    code = integrator.code_of("adv2@example.com")
+    order = order_payload(2590, 2502, "fr2@example.com", code=code, total="120.00")
+    assert shopify.post_webhook("orders/paid", order).status_code == 200
+
+    def half(refund_id: int) -> dict[str, t.Any]:
+        refund = full_refund(order, refund_id)
+        refund["transactions"][0]["amount"] = "60.00"
+        for item in refund["refund_line_items"]:
+            item["subtotal"] = 60.0
+            for money in item["subtotal_set"].values():
+                money["amount"] = "60.00"
+        return refund
+
+    assert shopify.post_webhook("refunds/create", half(2591)).status_code == 200
+    assert shopify.post_webhook("refunds/create", half(2592)).status_code == 200
+    assert shopify.post_webhook("refunds/create", half(2592)).status_code == 200
+    assert integrator.summary(2501)["totalPointEarnRefer"] == 0
+    assert integrator.summary(2502)["totalPointEarnRefer"] == 0
