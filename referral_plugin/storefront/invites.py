@@ -62,8 +62,9 @@ def parse_friends(
     """Read friends from a JSON body or form fields, in the order given.
 
     JSON: ``{"friends": ["a@example.com", {"email": ..., "name": ...}, {"phone": ...}]}`` (also ``invitees``,
-    or a single ``email``/``phone``/``mobile``). Form: ``friends`` (a textarea: one per line or comma-separated),
-    ``email``, ``phone`` or ``mobile`` fields, repeatable.
+    or a single ``email``/``phone``/``mobile``, or lists ``emails``/``phones``/``mobiles``). Form: ``friends``
+    (a textarea: one per line or comma-separated), ``email``, ``phone`` or ``mobile`` fields (or their plurals),
+    repeatable.
 
     :raise ValidationError: when nothing is given or too many friends are.
     """
@@ -81,6 +82,13 @@ def parse_friends(
             items = [payload] if any(k in payload for k in ("email", "phone", "mobile", "identifier")) else []
         if isinstance(items, str):
             items = [items]
+        # Plural lists (``{"emails": [...], "phones": [...]}``) are what integrators reach for first.
+        for plural, singular in (("emails", "email"), ("phones", "phone"), ("mobiles", "mobile")):
+            listed = payload.get(plural)
+            if isinstance(listed, str):
+                listed = [listed]
+            if isinstance(listed, list) and isinstance(items, list):
+                items = [*items, *({singular: v} if isinstance(v, str) else v for v in listed)]
         if not isinstance(items, list):
             raise ValidationError("friends must be a list", code="INVALID_FRIENDS", field="friends")
         for item in items:
@@ -108,9 +116,9 @@ def parse_friends(
     for key, value in form_values:
         if key == "friends":
             add_text(value)
-        elif key == "email":
+        elif key in ("email", "emails"):
             add_text(value, "email")
-        elif key in ("phone", "mobile"):
+        elif key in ("phone", "mobile", "phones", "mobiles"):
             add_text(value, "mobile")
     if not friends:
         raise ValidationError("enter at least one email address or mobile number", code="NO_FRIENDS",
