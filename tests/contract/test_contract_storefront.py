@@ -280,3 +280,21 @@ def test_landing_live_discount_form(app: t.Any, client: FlaskClient, shopify: Sh
     response = shopify.proxy_get(f"r/{code}")
     assert response.status_code == 302
     assert response.headers["Location"] == f"https://{SHOP}/discount/{code}?redirect=/"
+
+
+def test_invitations_plain_json_lists(client: FlaskClient, shopify: ShopifyActions, code: str) -> None:
+    """A JSON post from the shop's page may list ``emails`` and ``phones`` and needs no form token."""
+    before = _summary(client)["invites"]
+    response = shopify.proxy_post("invitations", ADVOCATE, json={
+        "emails": ["gil@example.com", "nope"], "phones": ["+12025550122"]})
+    assert response.status_code in (200, 207), response.get_data(as_text=True)
+    items = _items(response)
+    assert [item["status"] for item in items] == ["created", "invalid", "created"]
+    assert _summary(client)["invites"] == before + 2
+
+
+def test_invitations_single_email_json(client: FlaskClient, shopify: ShopifyActions, code: str) -> None:
+    """``{"email": ...}`` invites one friend."""
+    response = shopify.proxy_post("invitations", ADVOCATE, json={"email": "hal@example.com"})
+    assert response.status_code in (200, 207)
+    assert [item["status"] for item in _items(response)] == ["created"]
