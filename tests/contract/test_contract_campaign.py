@@ -224,3 +224,17 @@ def test_guest_order_does_not_fail(shopify: ShopifyActions, client: FlaskClient,
     """A guest checkout (no customer) with the code is accepted without a 5xx."""
     response = shopify.post_webhook("orders/paid", order_payload(8111, None, None, code=advocate_code))
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("carrier", ["cart-attribute", "landing-url"])
+def test_code_carried_by_cart_or_landing(shopify: ShopifyActions, integrator: Integrator, advocate_code: str,
+                                         carrier: str) -> None:
+    """The code reaches the order as the widget's cart attribute or in the full landing URL: both reward."""
+    order = order_payload(8121, FRIEND, "fred@example.com")
+    if carrier == "cart-attribute":
+        order["note_attributes"] = [{"name": "referral_code", "value": advocate_code}]
+    else:
+        order["landing_site"] = f"https://test-shop.myshopify.com/?utm_source=x&ref={advocate_code}"
+    _paid(shopify, order)
+    assert _points(integrator, ADVOCATE) == 100
+    assert _points(integrator, FRIEND) == 50
