@@ -226,7 +226,7 @@ def review_decide() -> t.Any:
         return _redirect("admin.review", notice="nothing-selected")
     _decide(shop, action, ids, request.form.get("reason", "").strip())
     back = request.form.get("back")
-    if back and back.isdigit():
+    if back and back.isascii() and back.isdigit():
         return _redirect("admin.referral_detail", referral_id=int(back),
                          notice="approved" if action == "approve" else "rejected")
     return _redirect("admin.review", notice="approved" if action == "approve" else "rejected")

@@ -100,7 +100,7 @@ def _echo(value: t.Any) -> t.Any:
 
 def shopify_id(value: str) -> int | None:
     """Return a Shopify customer id from text, or None when it is not one (digits, fits in 64 bits)."""
-    if not value.isdigit() or len(value) > 19 or int(value) > _MAX_BIGINT:
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > _MAX_BIGINT:
         return None
     return int(value)
 
@@ -342,7 +342,7 @@ def _page_arg(args: Mapping[str, str], name: str, default: int, *, minimum: int)
     raw = (args.get(name) or "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or len(raw) > 9 or int(raw) < minimum:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < minimum:
         raise ValidationError(f"{name} must be an integer of at least {minimum}.", code="400", field=name)
     return int(raw)
 

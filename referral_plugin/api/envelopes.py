@@ -49,7 +49,7 @@ def render_capillary_refer_error(error: ReferralPluginError) -> Response:
 
 def _int_arg(name: str, default: int) -> int:
     raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() and len(raw) < 10 else default
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else default
 
 
 def render_capillary_lookup_error(error: ReferralPluginError) -> Response:

@@ -55,7 +55,7 @@ def verify_proxy_request(pairs: Sequence[tuple[str, str]], config: Mapping[str, 
     if shop is None or not shop.is_installed:
         raise Unauthorized("this shop has not installed the app", code="SHOP_NOT_INSTALLED")
     raw_customer = (_single(pairs, "logged_in_customer_id") or "").strip()
-    if raw_customer and not raw_customer.isdigit():
+    if raw_customer and not (raw_customer.isascii() and raw_customer.isdigit()):
         raise Unauthorized("logged_in_customer_id is not a customer id", code="INVALID_CUSTOMER")
     customer_id = int(raw_customer) if raw_customer else None
     prefix = _single(pairs, "path_prefix") or ""

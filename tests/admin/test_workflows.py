@@ -164,6 +164,16 @@ def test_bulk_form_approves_only_selected(shop: Shop, history: History, dashboar
     assert db.session.get(Referral, second.id).status == ReferralStatus.HELD
 
 
+def test_review_back_link_must_be_an_ascii_number(shop: Shop, history: History, dashboard: Dashboard) -> None:
+    """A ``back`` that only looks numeric ("²") sends the merchant back to the queue, not to a 500."""
+    referral = held(history)
+
+    response = dashboard.post("/admin/review", {"decide-one": f"approve:{referral.id}", "back": "²"})
+
+    assert response.status_code == 303
+    assert "/admin/review?" in response.headers["Location"]
+
+
 def test_review_json_refuses_bad_input(shop: Shop, dashboard: Dashboard) -> None:
     """A JSON decision with an unknown action or without ids is a 400 with a stable code."""
     bad_action = dashboard.post_json("/admin/api/review", {"action": "delete", "ids": [1]})

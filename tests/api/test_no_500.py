@@ -7,6 +7,7 @@ import typing as t
 from urllib.parse import quote
 from urllib.parse import urlencode
 
+import pytest
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
@@ -40,7 +41,7 @@ param_names = st.sampled_from(["source", "identifierName", "identifierValue", "c
 param_values = leaves.map(lambda v: "" if v is None else str(v)) | st.sampled_from(
     ["INSTORE", "mobile,email", "7999836466,a@example.com", "id", "externalId", "-1", "0", "10000000000"])
 queries = st.dictionaries(param_names, param_values, max_size=6).map(urlencode)
-customer_ids = st.text(max_size=24) | st.sampled_from(["5001", "0", "-5", "99999999999999999999999"])
+customer_ids = st.text(max_size=24) | st.sampled_from(["5001", "0", "-5", "99999999999999999999999", "\u00b2"])
 
 ROUTES: list[tuple[str, str]] = [
     ("post", "/v1.1/customer/referrals"),
@@ -79,4 +80,19 @@ def test_no_auth_header_answers_500(client: t.Any, api_key: str, name: str, valu
     """Arbitrary credentials are 401 (or 200 for the real key), never 500."""
     response = client.get("/api/v1/campaigns", headers={name: scheme + value})
     assert response.status_code in (200, 401), response.get_data(as_text=True)
+    assert response.is_json
+
+
+@pytest.mark.parametrize("path", [
+    "/v2/customers/lookup/referrals?source=INSTORE&identifierName=id&identifierValue=%C2%B2",
+    "/v2/customers/lookup/referrals?source=INSTORE&identifierName=mobile&identifierValue=7999836466&limit=%C2%B2",
+    "/v2/customers/lookup/referrals?source=INSTORE&identifierName=mobile&identifierValue=7999836466&offset=%C2%B2",
+    "/v2/customers/lookup/referrals?limit=%C2%B2",
+    "/rest_api/v2/referrals/customers/%C2%B2/summary",
+    "/rest_api/v2/referrals/customers/%C2%B2/referrers",
+])
+def test_unicode_digits_are_not_numbers(api: ApiClient, advocate: Customer, path: str) -> None:
+    """Ids and page values of digits int() rejects ("²" passes str.isdigit) answer JSON below 500."""
+    response = api.get(path)
+    assert response.status_code < 500, response.get_data(as_text=True)
     assert response.is_json

@@ -212,6 +212,12 @@ def test_non_numeric_customer_is_refused(client: FlaskClient, shop: Shop) -> Non
     _assert_refused(client.get(f"/proxy/widget.json?{_signed(_base('7001 OR 1=1'))}"))
 
 
+def test_unicode_digit_customer_is_refused(client: FlaskClient, shop: Shop) -> None:
+    """A signed customer id of digits Python's int() rejects ("²") is refused, not a server error."""
+    query = _signed(_base("\u00b2"))
+    _assert_refused(client.get(f"/proxy/widget.json?{query}"))
+
+
 def test_repeated_extra_parameters_verify(shopify: ShopifyActions, shop: Shop) -> None:
     """Repeated ordinary parameters (``extra=1&extra=2``) are signed comma-joined and accepted."""
     response = shopify.proxy_get("widget.json", extra=[("extra", "1"), ("extra", "2")])
