@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import typing as t
 from html.parser import HTMLParser
 
+import responses as responses_lib
 from flask.testing import FlaskClient
 
 from tests.contract.conftest import Integrator
@@ -82,3 +85,48 @@ def test_merchant_changes_advocate_points_in_dashboard(client: FlaskClient, shop
     assert paid.status_code == 200
     assert integrator.summary(4801)["totalPointEarnRefer"] == 250
     assert integrator.summary(4802)["totalPointEarnRefer"] == 50
+
+
+def _fake_shopify(request: t.Any) -> tuple[int, dict[str, str], str]:
+    """Answer any Admin GraphQL mutation with a created discount node and no user errors."""
+    body = json.loads(request.body)
+    query = body["query"]
+    match = re.search(r"(?:mutation|query)[^{]*{\s*(\w+)", query)
+    root = match.group(1) if match else "data"
+    if query.lstrip().startswith("mutation"):
+        payload: dict[str, t.Any] = {root: {"codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/91"},
+                                            "userErrors": []}}
+    else:
+        payload = {root: None}
+    return 200, {}, json.dumps({"data": payload})
+
+
+def test_merchant_switches_advocate_to_discount_code(app: t.Any, client: FlaskClient, shopify: ShopifyActions,
+                                                     integrator: Integrator,
+                                                     mocked_responses: responses_lib.RequestsMock) -> None:
+    """With a fixed-amount advocate reward, the referral issues a Shopify discount code (a coupon) to the advocate."""
+    url = f"https://{SHOP}/admin/api/{app.config['SHOPIFY_API_VERSION']}/graphql.json"
+    mocked_responses.add_callback(responses_lib.POST, url, callback=_fake_shopify, content_type="application/json")
+    register(shopify, 4901, "adv@example.com")
+    register(shopify, 4902, "fr@example.com")
+    code = integrator.code_of("adv@example.com")
+    token = next(c["token"] for c in integrator.get("/api/v1/campaigns").get_json()["data"] if c["isDefault"])
+    page = client.get(f"/admin/campaigns/{token}", query_string={"id_token": session_token(SHOP)})
+    form = _form_with(page.get_data(as_text=True), "advocate")
+    fields = dict(form["fields"])
+    kind = next(name for name in fields if "advocate" in name and "kind" in name)
+    value = next(name for name in fields if "advocate" in name and "value" in name)
+    fields[kind], fields[value] = "fixed_amount", "10"
+    action = form["action"] or f"/admin/campaigns/{token}"
+    response = client.post(action, data=fields, query_string={"id_token": session_token(SHOP)}
+                           if "id_token" not in action else None)
+    assert response.status_code in (200, 302, 303)
+    campaign = next(c for c in integrator.get("/api/v1/campaigns").get_json()["data"] if c["isDefault"])
+    assert campaign["advocateReward"] == {"kind": "fixed_amount", "value": 10}
+    paid = shopify.post_webhook("orders/paid", order_payload(4990, 4902, "fr@example.com", code=code))
+    assert paid.status_code == 200
+    mutations = [c for c in mocked_responses.calls if b"discountCodeBasicCreate" in (c.request.body or b"")]
+    assert mutations, [c.request.body for c in mocked_responses.calls]
+    summary = client.get("/admin/api/summary", headers={"Authorization": f"Bearer {session_token(SHOP)}"})
+    assert summary.get_json()["couponsIssued"] == 1
+    assert integrator.summary(4902)["totalPointEarnRefer"] == 50
