@@ -27,7 +27,7 @@ def create_invitation() -> Response:
     return jsonify(joy_body(data, message="Invitation generated successfully"))
 
 
-@bp.get("/customers/<customer_id>/referrers")
+@bp.get("/customers/<customer_id>/referrers", merge_slashes=False)
 def customer_referrers(customer_id: str) -> Response:
     """List the customers who referred (or invited) this customer."""
     shop = current_shop()
@@ -35,7 +35,7 @@ def customer_referrers(customer_id: str) -> Response:
     return jsonify(joy_body(items, meta={"count": len(items)}, message="List of referrers"))
 
 
-@bp.get("/customers/<customer_id>/summary")
+@bp.get("/customers/<customer_id>/summary", merge_slashes=False)
 def customer_summary(customer_id: str) -> Response:
     """Return this customer's referral statistics."""
     shop = current_shop()

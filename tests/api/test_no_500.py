@@ -96,3 +96,12 @@ def test_unicode_digits_are_not_numbers(api: ApiClient, advocate: Customer, path
     response = api.get(path)
     assert response.status_code < 500, response.get_data(as_text=True)
     assert response.is_json
+
+
+@pytest.mark.parametrize("path", ["/rest_api/v2/referrals/customers/0%2F/referrers",
+                                  "/rest_api/v2/referrals/customers/0%2F/summary"])
+def test_customer_id_with_a_slash_is_a_json_404(api: ApiClient, advocate: Customer, path: str) -> None:
+    """An id with a slash is no customer: a 404 in Joy's envelope, not an HTML redirect to a merged path."""
+    response = api.get(path)
+    assert response.status_code == 404
+    assert response.is_json and response.get_json()["success"] is False
