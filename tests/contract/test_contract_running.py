@@ -181,6 +181,7 @@ def test_demo_mode_python_app_py(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert health is not None and health.status_code == 200, log.read_text()
         printed = log.read_text()
+        assert f"http://127.0.0.1:{port}/" in printed, printed
         assert "demo-shop.myshopify.com" in printed or "/demo" in printed
         assert "widget" in printed.lower(), printed
         assert "admin" in printed.lower() or "dashboard" in printed.lower(), printed
