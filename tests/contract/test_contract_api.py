@@ -420,3 +420,22 @@ class TestProxyPrefix:
         data = integrator.post("/rest_api/v2/referrals/invitations",
                                json={"email": "prefix@example.com"}).get_json()["data"]
         assert data["inviteLink"] == f"https://{SHOP}/a/invite/r/{data['referralCode']}"
+
+
+def test_lookup_pagination(shopify: ShopifyActions, integrator: Integrator) -> None:
+    """``limit``/``offset`` page the lists; ``pagination`` echoes them with the total."""
+    register(shopify, 3801, "pager@example.com")
+    body = {"root": {"customer": [{"email": "pager@example.com", "referrals": {"referral_type": {
+        "type": "EMAIL", "referral": [{"id": "", "name": f"F{i}", "identifier": f"pf{i}@example.com",
+                                       "invited_on": f"20240910T16:35:52.P{i}"} for i in range(3)]}}}]}}
+    answer = integrator.post("/v1.1/customer/referrals", json=body).get_json()["response"]
+    assert answer["customers"]["customer"][0]["item_status"]["code"] == 1000
+    query = {"source": "INSTORE", "identifierName": "email", "identifierValue": "pager@example.com"}
+    full = integrator.get("/v2/customers/lookup/referrals", query_string=query).get_json()
+    assert len(full["data"][0]["invitees"]) == 3
+    assert full["pagination"] == {"limit": 10, "offset": 0, "total": 3}
+    page = integrator.get("/v2/customers/lookup/referrals",
+                          query_string={**query, "limit": "1", "offset": "1"}).get_json()
+    assert page["pagination"] == {"limit": 1, "offset": 1, "total": 3}
+    assert len(page["data"][0]["invitees"]) == 1
+    assert page["data"][0]["invitees"][0]["identifier"] != full["data"][0]["invitees"][0]["identifier"]
