@@ -55,25 +55,12 @@ STATUS_LABELS: dict[str, str] = {
 
 
 def offer_sentences(offer: t.Mapping[str, t.Any]) -> dict[str, str]:
-    """Pick the headline, the two sides' rewards and the conditions out of the engine's offer description."""
-
-    def first(*keys: str) -> str:
-        for key in keys:
-            value = offer.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-            if isinstance(value, t.Mapping):
-                nested = value.get("text") or value.get("description") or value.get("label")
-                if isinstance(nested, str) and nested.strip():
-                    return nested.strip()
-        return ""
-
-    conditions = offer.get("conditions")
+    """Pick the headline, the two sides' rewards and the conditions out of ``describe_offer``'s result."""
     return {
-        "conditions": ", ".join(c for c in conditions if isinstance(c, str)) if isinstance(conditions, list) else "",
-        "headline": first("headline", "summary", "text", "title", "description"),
-        "friend": first("friend", "friend_text", "friendReward", "friend_reward"),
-        "advocate": first("advocate", "advocate_text", "advocateReward", "advocate_reward"),
+        "conditions": ", ".join(offer["conditions"]),
+        "headline": offer["headline"],
+        "friend": offer["friendReward"]["text"],
+        "advocate": offer["advocateReward"]["text"],
     }
 
 
