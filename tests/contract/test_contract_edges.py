@@ -194,3 +194,13 @@ def test_refunds_adding_up_to_full_take_everything_back_once(shopify: ShopifyAct
     assert shopify.post_webhook("refunds/create", half(2592)).status_code == 200
     assert integrator.summary(2501)["totalPointEarnRefer"] == 0
     assert integrator.summary(2502)["totalPointEarnRefer"] == 0
+
+
+def test_odd_customer_ids_answer_json(integrator: Integrator) -> None:
+    """Customer ids that are not numbers (slashes, unicode digits, huge) are a JSON 4xx, never HTML or a 500."""
+    for raw in ("0%2F", "%C2%B2", "abc", "99999999999999999999999999", "-1"):
+        for tail in ("referrers", "summary"):
+            response = integrator.get(f"/rest_api/v2/referrals/customers/{raw}/{tail}")
+            assert 400 <= response.status_code < 500, (raw, tail, response.status_code)
+            assert response.is_json, (raw, tail)
+            assert response.get_json()["success"] is False
