@@ -15,6 +15,7 @@ from sqlalchemy import text
 from referral_plugin.extensions import db
 from referral_plugin.models import Shop
 from tests.contract.conftest import Integrator
+from tests.contract.conftest import customer_payload
 from tests.contract.conftest import full_refund
 from tests.contract.conftest import order_payload
 from tests.contract.conftest import register
@@ -204,3 +205,14 @@ def test_odd_customer_ids_answer_json(integrator: Integrator) -> None:
             assert 400 <= response.status_code < 500, (raw, tail, response.status_code)
             assert response.is_json, (raw, tail)
             assert response.get_json()["success"] is False
+
+
+def test_event_id_shared_across_topics_is_not_a_duplicate(shopify: ShopifyActions, integrator: Integrator) -> None:
+    """One merchant action fires several topics with one event id: each topic is still processed once."""
+    register(shopify, 2601, "adv3@example.com")
+    code = integrator.code_of("adv3@example.com")
+    created = shopify.post_webhook("customers/create", customer_payload(2602, "fr3@example.com"), event_id="ev-shared")
+    assert created.status_code == 200
+    order = order_payload(2690, 2602, "fr3@example.com", code=code)
+    assert shopify.post_webhook("orders/paid", order, event_id="ev-shared").status_code == 200
+    assert integrator.summary(2601)["totalPointEarnRefer"] == 100
