@@ -377,23 +377,27 @@ def campaign_edit(token: str) -> t.Any:
     campaign = campaign_service.get_campaign(shop, token)
     if campaign is None:
         raise NotFound("No such campaign in this shop.")
-    history = list(db.session.scalars(
+    if request.method == "GET":
+        return _campaign_form(campaign, _campaign_values(campaign, shop), None, _campaign_history(shop, campaign))
+    check_csrf()
+    try:
+        campaign_service.update_campaign(campaign, campaign_input(request.form, shop), actor())
+    except ValidationError as error:
+        db.session.rollback()
+        return _campaign_form(campaign, _form_echo(request.form), error, _campaign_history(shop, campaign))
+    db.session.commit()
+    return _redirect("admin.campaign_edit", token=campaign.token, notice="campaign-saved")
+
+
+def _campaign_history(shop: Shop, campaign: Campaign) -> list[AuditEvent]:
+    """Return the campaign's latest audit events, newest first (only for pages that show them)."""
+    return list(db.session.scalars(
         db.select(AuditEvent)
         .where(AuditEvent.shop_id == shop.id, AuditEvent.subject_type == "campaign",
                AuditEvent.subject_id == campaign.id)
         .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
         .limit(20)
     ))
-    if request.method == "GET":
-        return _campaign_form(campaign, _campaign_values(campaign, shop), None, history)
-    check_csrf()
-    try:
-        campaign_service.update_campaign(campaign, campaign_input(request.form, shop), actor())
-    except ValidationError as error:
-        db.session.rollback()
-        return _campaign_form(campaign, _form_echo(request.form), error, history)
-    db.session.commit()
-    return _redirect("admin.campaign_edit", token=campaign.token, notice="campaign-saved")
 
 
 def _form_echo(form: MultiDict[str, str]) -> dict[str, t.Any]:
