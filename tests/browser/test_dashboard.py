@@ -7,16 +7,12 @@ the same session-token guard as inside the admin. Screenshots land in ``tests/ar
 
 from __future__ import annotations
 
-import socket
-import threading
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer
-from werkzeug.serving import make_server
 
 from referral_plugin import create_app
 from referral_plugin.demo.seed import seed_demo
@@ -24,24 +20,18 @@ from referral_plugin.extensions import db
 from referral_plugin.models import Campaign
 from referral_plugin.models import Referral
 from referral_plugin.models import ReferralStatus
+from tests.browser.conftest import free_port
+from tests.browser.conftest import serve
+from tests.browser.conftest import shot
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[str, Flask]]:
     """Run the demo app, seeded through its webhooks, on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     app = create_app({
         "TESTING": True,
@@ -54,31 +44,8 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, Flask]]:
     with app.app_context():
         db.create_all()
     seed_demo(app, echo=lambda line: None)
-    server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(app, app, port=port, threaded=True):
         yield base, app
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        with app.app_context():
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
-
-
-@pytest.fixture
-def browser() -> Iterator[t.Any]:
-    """Launch Debian's Chromium through Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def _page(browser: t.Any, base: str, width: int = 1280) -> tuple[t.Any, list[str], list[str]]:
@@ -89,11 +56,6 @@ def _page(browser: t.Any, base: str, width: int = 1280) -> tuple[t.Any, list[str
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("request", lambda request: None if request.url.startswith(base) else outside.append(request.url))
     return page, errors, outside
-
-
-def _shot(page: t.Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def test_overview_shows_the_demo_shop(demo: tuple[str, Flask], browser: t.Any) -> None:
@@ -111,7 +73,7 @@ def test_overview_shows_the_demo_shop(demo: tuple[str, Flask], browser: t.Any) -
     assert "clicks" in (chart.locator("g.day title").first.text_content() or "")
     assert page.locator(".funnel li").count() == 5
     assert page.locator("section[aria-labelledby=advocates-heading] tbody tr").count() >= 1
-    _shot(page, "dashboard-overview-desktop.png")
+    shot(page, "dashboard-overview-desktop.png")
 
     page.get_by_role("link", name="Last 90 days").click()
     page.wait_for_url("**start=*")
@@ -120,7 +82,7 @@ def test_overview_shows_the_demo_shop(demo: tuple[str, Flask], browser: t.Any) -
     mobile, mobile_errors, _ = _page(browser, base, width=390)
     mobile.goto(f"{base}/demo/admin")
     assert mobile.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    _shot(mobile, "dashboard-overview-mobile.png")
+    shot(mobile, "dashboard-overview-mobile.png")
     assert errors == [] and mobile_errors == []
     assert outside == []
 
@@ -140,7 +102,7 @@ def test_edit_the_default_campaign(demo: tuple[str, Flask], browser: t.Any) -> N
         page.get_by_role("button", name="Save").click()
     assert page.locator("#friend_reward_value-error").is_visible()
     assert page.locator("#friend_reward_value").get_attribute("aria-invalid") == "true"
-    _shot(page, "dashboard-campaign-error.png")
+    shot(page, "dashboard-campaign-error.png")
 
     page.fill("#friend_reward_value", "15")
     page.fill("#advocate_reward_value", "250")
@@ -149,7 +111,7 @@ def test_edit_the_default_campaign(demo: tuple[str, Flask], browser: t.Any) -> N
     page.wait_for_url("**notice=campaign-saved*")
     assert page.get_by_role("status").inner_text() == "Campaign saved."
     assert page.locator("#advocate_reward_value").input_value() == "250"
-    _shot(page, "dashboard-campaign-saved.png")
+    shot(page, "dashboard-campaign-saved.png")
     assert errors == []
     with app.app_context():
         campaign = db.session.scalars(db.select(Campaign).where(Campaign.is_default.is_(True))).one()
@@ -167,14 +129,14 @@ def test_approve_a_held_referral(demo: tuple[str, Flask], browser: t.Any) -> Non
     page.goto(f"{base}/demo/admin")
     page.locator("nav.tabs").get_by_role("link", name="Review").click()
     page.wait_for_url("**/admin/review*")
-    _shot(page, "dashboard-review-before.png")
+    shot(page, "dashboard-review-before.png")
     first = page.locator(".review-item").first
     referral_id = int(first.locator("input[name=ids]").get_attribute("value") or 0)
     first.get_by_role("button", name="Approve").click()
     page.wait_for_url("**notice=approved*")
     assert "Approved" in page.get_by_role("status").inner_text()
     assert page.locator(f".review-item input[value='{referral_id}']").count() == 0
-    _shot(page, "dashboard-review-after.png")
+    shot(page, "dashboard-review-after.png")
     assert errors == []
     with app.app_context():
         referral = db.session.get(Referral, referral_id)
@@ -188,7 +150,7 @@ def test_works_without_app_bridge(tmp_path: Path, browser: t.Any) -> None:
     from tests.shopify_actions import API_SECRET
     from tests.shopify_actions import session_token
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     app = create_app({
         "TESTING": True, "SECRET_KEY": "browser-secret", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
@@ -198,10 +160,7 @@ def test_works_without_app_bridge(tmp_path: Path, browser: t.Any) -> None:
     with app.app_context():
         db.create_all()
         make_shop()
-    server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(app, app, port=port, threaded=True):
         page, errors, _ = _page(browser, base)
         blocked: list[str] = []
         page.route("https://cdn.shopify.com/**", lambda route: (blocked.append(route.request.url), route.abort()))
@@ -212,12 +171,5 @@ def test_works_without_app_bridge(tmp_path: Path, browser: t.Any) -> None:
         page.locator("nav.tabs").get_by_role("link", name="Settings").click()
         page.wait_for_url("**/admin/settings*")
         assert page.get_by_role("heading", name="Settings").is_visible()
-        _shot(page, "dashboard-no-app-bridge.png")
+        shot(page, "dashboard-no-app-bridge.png")
         assert errors == []
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        with app.app_context():
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import threading
 import time
 import typing as t
 from collections.abc import Iterator
@@ -22,8 +20,6 @@ from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer
-from werkzeug.serving import make_server
 from werkzeug.test import Client
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
@@ -41,6 +37,9 @@ from referral_plugin.referrals.campaigns import ensure_default_campaign
 from referral_plugin.referrals.codes import get_or_create_code
 from referral_plugin.referrals.customers import upsert_customer
 from referral_plugin.referrals.ledger import grant_referral_rewards
+from tests.browser.conftest import free_port
+from tests.browser.conftest import serve
+from tests.browser.conftest import shot
 from tests.conftest import make_shop
 from tests.shopify_actions import API_KEY
 from tests.shopify_actions import API_SECRET
@@ -49,9 +48,6 @@ from tests.shopify_actions import proxy_signature
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 CUSTOMER_ID = 7001
 
 THEME_LAYOUT = """<!doctype html>
@@ -74,12 +70,6 @@ class Storefront:
     url: str = ""
     cart_updates: list[dict[str, t.Any]] = field(default_factory=list)
     customer_id: int | None = CUSTOMER_ID
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _render_like_shopify(body: str) -> str:
@@ -165,7 +155,7 @@ def _seed_friends(shop: Shop, campaign: Campaign, advocate: Customer) -> None:
 @pytest.fixture
 def storefront(tmp_path: Path) -> Iterator[tuple[Storefront, Flask]]:
     """Run the app behind a fake storefront on a free loopback port; seed a shop and a customer."""
-    port = _free_port()
+    port = free_port()
     front = Storefront(url=f"http://127.0.0.1:{port}")
     app = create_app({
         "TESTING": True,
@@ -186,31 +176,8 @@ def storefront(tmp_path: Path) -> Iterator[tuple[Storefront, Flask]]:
         get_or_create_code(shop, customer, campaign)
         _seed_friends(shop, campaign, customer)
         db.session.commit()
-    server: BaseWSGIServer = make_server("127.0.0.1", port, _storefront_wsgi(app, front), threaded=False)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(_storefront_wsgi(app, front), app, port=port, threaded=False):
         yield front, app
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        with app.app_context():
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
-
-
-@pytest.fixture
-def browser() -> Iterator[t.Any]:
-    """Launch Debian's Chromium through Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def _code(app: Flask) -> str:
@@ -218,11 +185,6 @@ def _code(app: Flask) -> str:
         query = (db.select(ReferralCode.code).join(Customer, Customer.id == ReferralCode.customer_id)
                  .where(Customer.shopify_customer_id == CUSTOMER_ID))
         return str(db.session.scalars(query).one())
-
-
-def _shot(page: t.Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def test_copy_link_and_invite_friends_on_desktop(storefront: tuple[Storefront, Flask], browser: t.Any) -> None:
@@ -238,7 +200,7 @@ def test_copy_link_and_invite_friends_on_desktop(storefront: tuple[Storefront, F
     link = f"https://{SHOP}/apps/referrals/r/{code}"
     assert page.input_value("#rp-link") == link
     page.wait_for_selector("[data-rp-widget][data-rp-ready]")
-    _shot(page, "widget-desktop.png")
+    shot(page, "widget-desktop.png")
 
     page.get_by_role("button", name="Copy link").click()
     page.wait_for_function("document.querySelector('[data-rp-live]').textContent === 'Link copied'")
@@ -254,7 +216,7 @@ def test_copy_link_and_invite_friends_on_desktop(storefront: tuple[Storefront, F
     assert page.input_value("#rp-friends") == "not-an-email@"
     href = page.locator(".rp-result-created a").get_attribute("href")
     assert href.startswith("mailto:bea@example.com?")
-    _shot(page, "widget-invited-desktop.png")
+    shot(page, "widget-invited-desktop.png")
     assert errors == []
     friends = page.locator(".rp-friends li").all_inner_texts()
     assert any("Bo C." in f and "rewarded" in f for f in friends)
@@ -279,7 +241,7 @@ def test_mobile_layout_and_keyboard_copy(storefront: tuple[Storefront, Flask], b
     assert page.evaluate("document.activeElement.textContent") == "Copy link"
     page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('[data-rp-live]').textContent === 'Link copied'")
-    _shot(page, "widget-mobile.png")
+    shot(page, "widget-mobile.png")
     context.close()
 
 
@@ -293,7 +255,7 @@ def test_anonymous_visitor_sees_the_offer_and_login(storefront: tuple[Storefront
     assert page.get_by_role("heading", level=2).inner_text() == "Give 50 points, get 100 points"
     login = page.get_by_role("link", name="Log in")
     assert login.get_attribute("href") == "/account/login?return_url=%2Fapps%2Freferrals%2Fwidget"
-    _shot(page, "widget-anonymous-mobile.png")
+    shot(page, "widget-anonymous-mobile.png")
     context.close()
 
 
@@ -349,7 +311,7 @@ def test_section_block_loads_the_widget_without_layout_shift(storefront: tuple[S
     page.wait_for_selector(".rp-block [data-rp-widget][data-rp-ready]")
     assert page.input_value(".rp-block #rp-link").endswith(_code(app))
     page.wait_for_timeout(300)
-    _shot(page, "widget-section-block.png")
+    shot(page, "widget-section-block.png")
     cls = page.evaluate("window.__cls")
     assert cls < 0.1, cls
     context.close()
