@@ -79,6 +79,8 @@ NOTICES = {
     "nothing-selected": "Select at least one referral first.",
 }
 RANGE_PRESETS = (7, 30, 90, 365)
+#: Row ids are 64-bit: a larger number in a URL or form names no row (and would overflow the query).
+MAX_ID = 2**63 - 1
 MAX_BULK = 200
 
 
@@ -167,7 +169,7 @@ def referrals() -> t.Any:
     return render_template("admin/referrals.html", page=page, filters=filters, active="referrals")
 
 
-@bp.get("/admin/referrals/<int:referral_id>")
+@bp.get(f"/admin/referrals/<int(max={MAX_ID}):referral_id>")
 @embedded_required
 def referral_detail(referral_id: int) -> t.Any:
     """Show one referral's story: attribution evidence, decision, ledger history and audit trail."""

@@ -30,6 +30,8 @@ DEFAULT_ADVOCATE_POINTS = Decimal(100)
 DEFAULT_FRIEND_POINTS = Decimal(50)
 
 _MAX_VALUE = Decimal("1000000")
+#: The advocate cap is a 32-bit column (PostgreSQL ``integer``).
+_MAX_CAP = 2**31 - 1
 
 
 def new_token() -> str:
@@ -296,8 +298,8 @@ def _validate(data: Mapping[str, t.Any], *, partial: bool, current: Campaign | N
         out["new_customers_only"] = raw["new_customers_only"]
     if "advocate_cap" in raw:
         cap = raw["advocate_cap"]
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ValidationError("The cap is a whole number of at least 1, or null.", field="advocate_cap")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= _MAX_CAP):
+            raise ValidationError(f"The cap is a whole number from 1 to {_MAX_CAP}, or null.", field="advocate_cap")
         out["advocate_cap"] = cap
     if "hold_days" in raw:
         days = raw["hold_days"]

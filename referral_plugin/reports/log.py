@@ -323,7 +323,8 @@ def review_queue(shop: Shop, limit: int = 200) -> list[ReviewItem]:
 
 def held_referrals(shop: Shop, ids: t.Iterable[int]) -> list[Referral]:
     """Return the shop's held referrals among ``ids`` (others' and decided ones are left out)."""
-    wanted = {int(i) for i in ids}
+    # Ids beyond 64 bits name no row; leaving them out keeps the database from overflowing on them.
+    wanted = {number for number in (int(i) for i in ids) if 0 < number < 2**63}
     if not wanted:
         return []
     return list(db.session.scalars(

@@ -174,6 +174,25 @@ def test_review_back_link_must_be_an_ascii_number(shop: Shop, history: History, 
     assert "/admin/review?" in response.headers["Location"]
 
 
+def test_ids_beyond_64_bits_name_no_referral(shop: Shop, history: History, dashboard: Dashboard) -> None:
+    """A referral id too large for the database is a 404 page, a skipped id, or an unchanged queue: never a 500."""
+    big = "9" * 30
+    referral = held(history)
+
+    assert dashboard.get(f"/admin/referrals/{big}").status_code == 404
+    decided = dashboard.post_json("/admin/api/review", {"action": "approve", "ids": [referral.id, int(big)]})
+    assert decided.status_code == 200
+    assert decided.get_json() == {"decided": [referral.id], "skipped": [int(big)]}
+    assert dashboard.post("/admin/review", [("ids", big), ("action", "approve")]).status_code == 303
+
+
+def test_campaign_cap_beyond_the_column_is_a_field_error(shop: Shop, dashboard: Dashboard) -> None:
+    """An advocate cap too large for its column is shown as the form's error (400), not a 500."""
+    response = dashboard.post("/admin/campaigns/new", {**CAMPAIGN_FORM, "advocate_cap": "9" * 30})
+    assert response.status_code == 400
+    assert db.session.query(Campaign).filter_by(name=CAMPAIGN_FORM["name"]).count() == 0
+
+
 def test_review_json_refuses_bad_input(shop: Shop, dashboard: Dashboard) -> None:
     """A JSON decision with an unknown action or without ids is a 400 with a stable code."""
     bad_action = dashboard.post_json("/admin/api/review", {"action": "delete", "ids": [1]})

@@ -94,6 +94,7 @@ def test_create_campaign_validates_and_audits(shop: Shop) -> None:
     ({"name": "x", "friend_reward_kind": "fixed_amount", "friend_reward_value": -5}, "friend_reward_value"),
     ({"name": "x", "min_order_subtotal": -1}, "min_order_subtotal"),
     ({"name": "x", "advocate_cap": 0}, "advocate_cap"),
+    ({"name": "x", "advocate_cap": 2**31}, "advocate_cap"),
     ({"name": "x", "hold_days": "soon"}, "hold_days"),
     ({"name": "x", "starts_at": "2026-02-01T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z"}, "ends_at"),
     ({"name": "x", "token": "O0I1Q"}, "token"),
