@@ -298,3 +298,32 @@ def test_invitations_single_email_json(client: FlaskClient, shopify: ShopifyActi
     response = shopify.proxy_post("invitations", ADVOCATE, json={"email": "hal@example.com"})
     assert response.status_code in (200, 207)
     assert [item["status"] for item in _items(response)] == ["created"]
+
+
+def _signed(pairs: list[tuple[str, str]]) -> str:
+    pairs = [*pairs, ("signature", proxy_signature(pairs))]
+    return urlencode(pairs, quote_via=quote)
+
+
+@pytest.mark.parametrize("case", ["duplicate-timestamp", "duplicate-shop", "duplicate-customer", "foreign-shop",
+                                  "no-timestamp", "fractional-timestamp"])
+def test_correctly_signed_but_ambiguous_queries_refused(client: FlaskClient, code: str, case: str) -> None:
+    """Even correctly signed, a query with repeated identity keys, a foreign shop or no clean timestamp is refused."""
+    now = str(int(time.time()))
+    stale = str(int(time.time()) - 3600)
+    prefix = ("path_prefix", "/apps/referrals")
+    pairs = {
+        "duplicate-timestamp": [("shop", SHOP), ("logged_in_customer_id", str(ADVOCATE)), prefix,
+                                ("timestamp", stale), ("timestamp", now)],
+        "duplicate-shop": [("shop", SHOP), ("shop", "other-shop.myshopify.com"),
+                           ("logged_in_customer_id", str(ADVOCATE)), prefix, ("timestamp", now)],
+        "duplicate-customer": [("shop", SHOP), ("logged_in_customer_id", "1"),
+                               ("logged_in_customer_id", str(ADVOCATE)), prefix, ("timestamp", now)],
+        "foreign-shop": [("shop", "evil.com"), ("logged_in_customer_id", str(ADVOCATE)), prefix, ("timestamp", now)],
+        "no-timestamp": [("shop", SHOP), ("logged_in_customer_id", str(ADVOCATE)), prefix],
+        "fractional-timestamp": [("shop", SHOP), ("logged_in_customer_id", str(ADVOCATE)), prefix,
+                                 ("timestamp", f"{now}.5")],
+    }[case]
+    response = client.get(f"/proxy/widget?{_signed(pairs)}")
+    assert response.status_code in (401, 403)
+    assert code not in response.get_data(as_text=True)
