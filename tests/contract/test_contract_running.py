@@ -272,3 +272,12 @@ def test_default_database_is_sqlite_in_instance_folder(app_config: dict[str, t.A
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     assert uri.startswith("sqlite:///")
     assert str(Path(app.instance_path)) in uri
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """README.md names one test command, and ``.ci/run`` calls that same command."""
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in readme
+    assert "bash scripts/test.sh" in ci
+    assert (REPO / "scripts" / "test.sh").exists()
