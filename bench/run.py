@@ -398,6 +398,12 @@ def write_results(path: Path, info: dict[str, str], rows: list[Row], notes: list
 
 
 ANALYSIS = [
+    "- **The ingest does its work before answering.** One `orders/paid` delivery costs about 20 ms of one core "
+    "in-process on an idle machine (7-9 ms in SQL, the rest in Python: HMAC, JSON, ORM, attribution), against "
+    "well under 1 ms for the HMAC-only baseline, so the ratio is bounded near 0.03-0.05 whatever the database. "
+    "Reaching 0.5× the baseline needs a different design: answer Shopify after one durable insert of the raw "
+    "delivery and run attribution and the ledger in the job consumers (exactly-once is already guaranteed by the "
+    "unique constraints, not by the request).",
     "- **Webhook ingest is CPU-bound in Python.** Each `orders/paid` delivery runs HMAC verification, JSON parsing, "
     "the delivery insert, attribution, customer upsert, referral, attribution decision and two ledger rows in one "
     "transaction: roughly 10-20 SQL statements and the ORM work around them. With 2×cores+1 workers on a small "
