@@ -281,3 +281,21 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     assert "bash scripts/test.sh" in readme
     assert "bash scripts/test.sh" in ci
     assert (REPO / "scripts" / "test.sh").exists()
+
+
+def test_init_db_through_cli_runner(tmp_path: Path, app_config: dict[str, t.Any]) -> None:
+    """``init-db`` run through Flask's CLI runner on an empty database builds a schema the app then uses."""
+    path = tmp_path / "runner.sqlite"
+    app = create_app({**app_config, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        from tests.conftest import make_shop
+
+        make_shop()
+        client = app.test_client()
+        register(ShopifyActions(client), 5101, "runner@example.com")
+        key = create_api_key(app.test_cli_runner())
+        assert client.get("/api/v1/campaigns", headers={"X-Api-Key": key}).status_code == 200
+        db.session.remove()
+        db.engine.dispose()
