@@ -327,3 +327,17 @@ def test_correctly_signed_but_ambiguous_queries_refused(client: FlaskClient, cod
     response = client.get(f"/proxy/widget?{_signed(pairs)}")
     assert response.status_code in (401, 403)
     assert code not in response.get_data(as_text=True)
+
+
+def test_widget_stats_follow_the_program(shopify: ShopifyActions, code: str) -> None:
+    """After a click and a rewarded friend, the advocate's widget counts them and shows the points earned."""
+    from tests.contract.conftest import order_payload
+
+    register(shopify, 6003, "stats-friend@example.com")
+    assert shopify.proxy_get(f"r/{code}").status_code == 302
+    paid = shopify.post_webhook("orders/paid", order_payload(6090, 6003, "stats-friend@example.com", code=code))
+    assert paid.status_code == 200
+    html = shopify.proxy_get("widget", ADVOCATE).get_data(as_text=True)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    assert re.search(r"clicks? 1\b", text, re.I), text
+    assert re.search(r"points earned 100\b", text, re.I), text
