@@ -533,9 +533,12 @@ def _find_customer(shop: Shop, identifier: str) -> Customer:
 # Exports ---------------------------------------------------------------------------------------------------
 
 
-def _csv(name: str, body: t.Iterator[str]) -> Response:
-    response = Response(stream_with_context(body), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+def _csv(kind: str, build: t.Callable[[Shop, dt.date, dt.date], t.Iterator[str]]) -> Response:
+    """Stream the shop's ``kind`` export for the requested date range as a CSV download."""
+    shop = current_shop()
+    start, end = parse_range(shop, request.args.get("start"), request.args.get("end"))
+    response = Response(stream_with_context(build(shop, start, end)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{kind}-{start}-{end}.csv"'
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -544,18 +547,14 @@ def _csv(name: str, body: t.Iterator[str]) -> Response:
 @embedded_required
 def export_referrals() -> t.Any:
     """Download the referrals of the date range as CSV."""
-    shop = current_shop()
-    start, end = parse_range(shop, request.args.get("start"), request.args.get("end"))
-    return _csv(f"referrals-{start}-{end}.csv", exports.referrals_csv(shop, start, end))
+    return _csv("referrals", exports.referrals_csv)
 
 
 @bp.get("/admin/exports/ledger.csv")
 @embedded_required
 def export_ledger() -> t.Any:
     """Download the ledger rows of the date range as CSV."""
-    shop = current_shop()
-    start, end = parse_range(shop, request.args.get("start"), request.args.get("end"))
-    return _csv(f"ledger-{start}-{end}.csv", exports.ledger_csv(shop, start, end))
+    return _csv("ledger", exports.ledger_csv)
 
 
 __all__ = ["DEFAULT_RANGE_DAYS", "bp", "campaign_input"]
