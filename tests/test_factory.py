@@ -53,3 +53,10 @@ def test_healthz_is_503_when_database_is_unreachable(tmp_path) -> None:
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing-dir/x.sqlite"})
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
+
+
+def test_file_sqlite_runs_in_wal_mode(app) -> None:
+    """A file SQLite database is opened in WAL mode, so reads don't wait for a webhook's write."""
+    from referral_plugin.extensions import db
+
+    assert db.session.execute(db.text("PRAGMA journal_mode")).scalar() == "wal"
