@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -142,8 +143,9 @@ class ShopifyActions:
         event_id: str | None = None,
         valid: bool = True,
         headers: t.Mapping[str, str] | None = None,
+        triggered_at: dt.datetime | None = None,
     ) -> TestResponse:
-        """POST a signed webhook delivery; a fresh webhook id unless one is given."""
+        """POST a signed webhook delivery; a fresh webhook id and the current trigger time unless given."""
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         signature = webhook_hmac(body, self.secret if valid else "wrong-secret")
         sent = {
@@ -152,7 +154,7 @@ class ShopifyActions:
             "X-Shopify-Shop-Domain": shop,
             "X-Shopify-API-Version": "2026-10",
             "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
-            "X-Shopify-Triggered-At": "2026-11-01T12:00:00.000000Z",
+            "X-Shopify-Triggered-At": (triggered_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
         if event_id:
             sent["X-Shopify-Event-Id"] = event_id

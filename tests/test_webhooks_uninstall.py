@@ -95,3 +95,18 @@ def test_reinstall_after_uninstall_restores_the_shop(shopify: ShopifyActions, in
     _uninstall(shopify)
     db.session.expire_all()
     assert shop.access_token_ciphertext is None and shop.uninstalled_at is not None
+
+
+def test_late_retry_of_an_old_uninstall_spares_a_reinstalled_shop(shopify: ShopifyActions, installed: Shop) -> None:
+    """An uninstall that fired before the latest install (a late Shopify retry) keeps the new token."""
+    installs = pytest.importorskip("referral_plugin.installs")
+    fired = utcnow() - dt.timedelta(minutes=5)
+    shopify.post_webhook("app/uninstalled", load_payload("app_uninstalled"), triggered_at=fired)
+    shop = installs.install_shop(SHOP, "shpat_after_reinstall", "read_customers,write_discounts")
+
+    late_retry = shopify.post_webhook("app/uninstalled", load_payload("app_uninstalled"), triggered_at=fired)
+
+    assert late_retry.status_code == 200
+    db.session.expire_all()
+    assert shop.is_installed
+    assert crypto.decrypt(shop.access_token_ciphertext or "") == "shpat_after_reinstall"

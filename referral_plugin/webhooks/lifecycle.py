@@ -7,6 +7,8 @@ everything as they left it. ``installs.install_shop`` clears the flags on reinst
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import update
 
 from referral_plugin.extensions import db
@@ -17,13 +19,22 @@ from referral_plugin.models import utcnow
 from referral_plugin.webhooks.registry import Delivery
 from referral_plugin.webhooks.registry import Payload
 
+logger = logging.getLogger(__name__)
+
 
 def handle_app_uninstalled(shop: Shop | None, payload: Payload, delivery: Delivery) -> None:
-    """Forget the shop's tokens, mark it uninstalled and revoke its API keys; keep its data."""
+    """Forget the shop's tokens, mark it uninstalled and revoke its API keys; keep its data.
+
+    An uninstall that fired before the shop's latest install is a late retry of an old delivery
+    (Shopify retries for hours): applying it would kill the token of a merchant who reinstalled.
+    """
     if shop is None:
         return
     # Lock and re-read the row: an install racing this delivery commits first or waits (see installs._install).
     db.session.refresh(shop, with_for_update=True)
+    if delivery.triggered_at and shop.installed_at and delivery.triggered_at < shop.installed_at:
+        logger.info("ignoring app/uninstalled for %s triggered before the latest install", shop.shopify_domain)
+        return
     now = utcnow()
     shop.access_token_ciphertext = None
     shop.access_token_expires_at = None
