@@ -196,11 +196,30 @@ class ShopifyUnauthorized(ShopifyAPIError):
 
 ErrorRenderer = t.Callable[[ReferralPluginError], Response]
 _RENDERERS: dict[str, ErrorRenderer] = {}
+_PREFIX_RENDERERS: dict[str, ErrorRenderer] = {}
 
 
-def register_error_renderer(blueprint_name: str, renderer: ErrorRenderer) -> None:
-    """Render errors raised under ``blueprint_name`` in that blueprint's documented envelope."""
+def register_error_renderer(
+    blueprint_name: str, renderer: ErrorRenderer, *, path_prefixes: t.Iterable[str] = ()
+) -> None:
+    """Render errors raised under ``blueprint_name`` in that blueprint's documented envelope.
+
+    ``path_prefixes`` claim routing errors too (an unknown path or method under them), which happen
+    before any blueprint is matched.
+    """
     _RENDERERS[blueprint_name] = renderer
+    for prefix in path_prefixes:
+        _PREFIX_RENDERERS[prefix] = renderer
+
+
+def _renderer_for_request() -> ErrorRenderer | None:
+    if request.blueprint:
+        return _RENDERERS.get(request.blueprint)
+    # Longest prefix first, so a specific surface wins over the broader one it sits in.
+    for prefix in sorted(_PREFIX_RENDERERS, key=len, reverse=True):
+        if request.path.startswith(prefix):
+            return _PREFIX_RENDERERS[prefix]
+    return None
 
 
 def wants_json() -> bool:
@@ -213,7 +232,7 @@ def wants_json() -> bool:
 
 def render_error(error: ReferralPluginError) -> Response:
     """Translate an app error into the response its route documents."""
-    renderer = _RENDERERS.get(request.blueprint or "")
+    renderer = _renderer_for_request()
     if renderer is not None:
         response = renderer(error)
     elif wants_json():

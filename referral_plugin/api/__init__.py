@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask import request
-from flask.wrappers import Response
-from werkzeug.exceptions import HTTPException
 
 from referral_plugin.errors import ErrorRenderer
-from referral_plugin.errors import ReferralPluginError
 from referral_plugin.errors import register_error_renderer
 
-#: Path prefix of each surface, and the renderer of its documented error envelope (for routing errors,
-#: which happen before a blueprint is known).
-_PREFIXES: list[tuple[str, str]] = [
-    ("/v1.1/customer/referrals", "capillary_refer"),
-    ("/v2/customers/lookup/referrals", "capillary_lookup"),
-    ("/rest_api/", "joy"),
-    ("/v1.1/", "capillary_refer"),
-    ("/v2/", "capillary_lookup"),
-    ("/api/", "api_v1"),
-]
+#: Path prefixes of each surface, whose routing errors (unknown path or method) use its envelope.
+_PREFIXES: dict[str, tuple[str, ...]] = {
+    "capillary_refer": ("/v1.1/",),
+    "capillary_lookup": ("/v2/",),
+    "joy": ("/rest_api/",),
+    "api_v1": ("/api/",),
+}
 
 
 def _renderers() -> dict[str, ErrorRenderer]:
@@ -33,24 +26,6 @@ def _renderers() -> dict[str, ErrorRenderer]:
         "api_v1": envelopes.render_default_error,
         "api_docs": envelopes.render_default_error,
     }
-
-
-def _routing_error_in_envelope() -> Response | None:
-    """Answer 404/405 under the API's prefixes in the envelope of the surface the path belongs to."""
-    error = request.routing_exception
-    if not isinstance(error, HTTPException) or error.code is None or error.code < 400:
-        return None
-    surface = next((name for prefix, name in _PREFIXES if request.path.startswith(prefix)), None)
-    if surface is None:
-        return None
-    code = (error.name or "error").upper().replace(" ", "_")
-    wrapped = ReferralPluginError(error.description or error.name, code=code, status_code=error.code)
-    response = _renderers()[surface](wrapped)
-    response.status_code = error.code
-    for key, value in error.get_headers():
-        if key.lower() != "content-type":
-            response.headers[key] = value
-    return response
 
 
 def register_api(app: Flask) -> None:
@@ -66,9 +41,8 @@ def register_api(app: Flask) -> None:
     for blueprint in (*limited, openapi.bp):
         app.register_blueprint(blueprint)
     for name, renderer in _renderers().items():
-        register_error_renderer(name, renderer)
+        register_error_renderer(name, renderer, path_prefixes=_PREFIXES.get(name, ()))
     init_limiter(app, limited)
-    app.before_request(_routing_error_in_envelope)
     register_api_key_commands(app)
 
 
