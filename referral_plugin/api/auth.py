@@ -11,6 +11,7 @@ from referral_plugin import apikeys
 from referral_plugin.errors import InvalidApiKey
 from referral_plugin.errors import ReferralPluginError
 from referral_plugin.extensions import db
+from referral_plugin.models import ApiKey
 from referral_plugin.models import Shop
 
 
@@ -47,13 +48,23 @@ def refuse_large_bodies() -> None:
                                   code="REQUEST_ENTITY_TOO_LARGE", status_code=413)
 
 
+def authenticated() -> tuple[ApiKey, Shop] | None:
+    """Return the presented key's live key and shop, looked up once per request (limiter and views share it)."""
+    # Cached on the request, not on ``g``: an app context (and its ``g``) can outlive one request.
+    slot = "referral_plugin.api_authentication"
+    if slot not in request.environ:
+        key = presented_key()
+        request.environ[slot] = apikeys.authenticate(key) if key else None
+    found: tuple[ApiKey, Shop] | None = request.environ[slot]
+    return found
+
+
 def require_api_key() -> None:
     """Authenticate the request and put its shop on ``g.api_shop``; raise ``InvalidApiKey`` otherwise."""
     refuse_large_bodies()
-    key = presented_key()
-    if not key:
+    if not presented_key():
         raise InvalidApiKey("An API key is required: send X-Api-Key, Authorization: Bearer, or HTTP Basic.")
-    found = apikeys.authenticate(key)
+    found = authenticated()
     if found is None:
         raise InvalidApiKey("The API key is wrong, revoked, or its shop is not installed.")
     api_key, shop = found

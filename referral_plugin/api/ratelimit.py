@@ -1,9 +1,9 @@
 """Per-key rate limiting of the integrator API (flask-limiter), with RFC draft ``RateLimit`` headers.
 
 The limit (``API_RATE_LIMIT``, default Capillary's documented 1000 per minute) is shared by every
-API route and counted per presented key, so it is checked before the key is looked up and costs no
-database query. Storage is ``RATELIMIT_STORAGE_URI``, else ``REDIS_URL``, else process memory; when
-the storage is unreachable the limiter falls back to memory instead of failing requests.
+API route and counted per live key; requests without one are counted per client address, so made-up
+keys cannot each open a fresh counter. Storage is ``RATELIMIT_STORAGE_URI``, else ``REDIS_URL``, else
+process memory; when the storage is unreachable the limiter falls back to memory instead of failing requests.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from flask import request
 from flask.wrappers import Response
 from flask_limiter import Limiter
 
-from referral_plugin.api.auth import presented_key
-from referral_plugin.apikeys import hash_key
+from referral_plugin.api.auth import authenticated
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +28,11 @@ SCOPE = "integrator-api"
 
 
 def rate_limit_key() -> str:
-    """Return the counter a request is charged to: its key's hash, or its address without a key."""
-    key = presented_key()
-    if key:
-        return "key:" + hash_key(key.strip())
-    return "anonymous:" + (request.remote_addr or "unknown")
+    """Return the counter a request is charged to: its live key, or its address without one."""
+    found = authenticated()
+    if found is not None:
+        return f"key:{found[0].id}"
+    return "unauthenticated:" + (request.remote_addr or "unknown")
 
 
 def _limit_value() -> str:

@@ -131,6 +131,15 @@ def test_rate_limit_is_per_key_with_headers_and_429_in_the_envelope(api: ApiClie
     assert other_api.get("/api/v1/campaigns").status_code == 200
 
 
+def test_made_up_keys_share_one_counter_per_address_and_spare_real_keys(api: ApiClient, client: FlaskClient) -> None:
+    """Wrong keys are counted per client address (a fresh key opens no fresh budget); a live key keeps its own."""
+    statuses = [
+        client.get("/api/v1/campaigns", headers={"X-Api-Key": f"rpk_made{n:04d}_up"}).status_code for n in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+    assert api.get("/api/v1/campaigns").status_code == 200
+
+
 def test_the_openapi_document_is_not_rate_limited(api: ApiClient, client: FlaskClient) -> None:
     """The public document does not spend a key's budget."""
     for _ in range(5):
