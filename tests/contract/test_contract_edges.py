@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask.testing import FlaskClient
+from sqlalchemy import inspect
 from sqlalchemy import text
 
 from referral_plugin.extensions import db
@@ -90,7 +91,7 @@ def test_repeat_refer_is_idempotent(shopify: ShopifyActions, integrator: Integra
 
 def test_keys_are_stored_hashed(app: t.Any, integrator: Integrator, api_key: str) -> None:
     """The API key printed by the CLI appears nowhere in the database."""
-    tables = [row[0] for row in db.session.execute(text("select name from sqlite_master where type='table'"))]
+    tables = inspect(db.engine).get_table_names()  # SQLite and PostgreSQL alike
     for table in tables:
         for row in db.session.execute(text(f'select * from "{table}"')):
             assert not any(api_key in str(value) for value in row), table
