@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 from collections.abc import Iterator
 from urllib.parse import parse_qsl
@@ -20,12 +21,16 @@ from referral_plugin.config import DEMO_SHOP_DOMAIN
 from referral_plugin.demo.seed import build_story
 from referral_plugin.demo.seed import seed_demo
 from referral_plugin.extensions import db
+from referral_plugin.models import AuditEvent
 from referral_plugin.models import Click
 from referral_plugin.models import Customer
+from referral_plugin.models import LedgerEntry
+from referral_plugin.models import OrderAttribution
 from referral_plugin.models import Referral
 from referral_plugin.models import ReferralCode
 from referral_plugin.models import Shop
 from referral_plugin.models import WebhookDelivery
+from referral_plugin.models import utcnow
 from referral_plugin.security.signatures import verify_proxy_query
 
 #: Orderings the spread timestamps must keep; each query counts violations.
@@ -42,7 +47,13 @@ CONSISTENCY_CHECKS = {
                                              "ON a.id = i.advocate_id WHERE i.invited_at < a.created_at",
     "order before the friend signed up": "SELECT count(*) FROM order_attributions o JOIN customers f "
                                          "ON f.id = o.friend_id WHERE o.created_at < f.created_at",
+    "reversal before its order": "SELECT count(*) FROM ledger_entries l JOIN order_attributions o "
+                                 "ON o.shopify_order_id = l.shopify_order_id AND o.shop_id = l.shop_id "
+                                 "WHERE l.entry_type = 'reversal' AND l.created_at <= o.created_at",
+    "hold ends before its decision": "SELECT count(*) FROM referrals WHERE hold_until < decided_at",
 }
+#: Row kinds a second seeding must not add to.
+SEEDED_MODELS = (WebhookDelivery, Customer, Click, Referral, OrderAttribution, LedgerEntry, AuditEvent)
 
 
 @pytest.fixture
@@ -138,10 +149,10 @@ def test_shortcuts_do_not_exist_with_real_credentials(client: t.Any, path: str) 
 
 
 def test_story_is_consistent() -> None:
-    """The demo story has 25 customers, 8 advocates, and no friend joins or orders before their advocate."""
+    """The demo story has 31 customers, 8 advocates, and no friend joins or orders before their advocate."""
     story = build_story()
-    assert len(story.people) == 25 and len(story.advocates) == 8
-    assert len({p.shopify_id for p in story.people}) == 25
+    assert len(story.people) == 31 and len(story.advocates) == 8
+    assert len({p.shopify_id for p in story.people}) == 31
     first_advocate = max(a.signed_up_days_ago for a in story.advocates)
     for order in story.orders:
         assert order.days_ago <= order.buyer.signed_up_days_ago
@@ -149,6 +160,12 @@ def test_story_is_consistent() -> None:
             assert order.days_ago < order.code_of.signed_up_days_ago
         if order.cancelled_days_ago is not None:
             assert order.cancelled_days_ago < order.days_ago
+        if order.refunded_days_ago is not None:
+            assert 0 < order.refunded_days_ago < order.days_ago
+    # The campaign's phases follow each other: every discount-phase order after every points order, and so on.
+    phases = ["points", "discounts", "hold"]
+    for earlier, later in zip(story.orders, story.orders[1:], strict=False):
+        assert phases.index(earlier.phase) <= phases.index(later.phase)
     for friend in story.friends:
         assert friend.signed_up_days_ago < first_advocate
     for advocate, _email, _name, days in story.invitations:
@@ -165,12 +182,69 @@ def test_seeding_goes_through_webhooks_and_is_idempotent(demo_app: Flask) -> Non
         shop = db.session.execute(select(Shop).where(Shop.shopify_domain == DEMO_SHOP_DOMAIN)).scalar_one()
         assert shop.uninstalled_at is None and shop.access_token_ciphertext is not None
     signups = _count(demo_app, WebhookDelivery, WebhookDelivery.topic == "customers/create")
-    assert signups == 25
-    before = {model.__name__: _count(demo_app, model) for model in (WebhookDelivery, Customer, Click, Referral)}
+    assert signups == 31
+    before = {model.__name__: _count(demo_app, model) for model in SEEDED_MODELS}
 
     seed_demo(demo_app, notes.append)
-    after = {model.__name__: _count(demo_app, model) for model in (WebhookDelivery, Customer, Click, Referral)}
+    after = {model.__name__: _count(demo_app, model) for model in SEEDED_MODELS}
     assert after == before
+    assert not [note for note in notes if "failed" in note or "answered" in note]
+
+
+def _held(app: Flask, reason: str) -> list[Referral]:
+    with app.app_context():
+        return list(db.session.execute(select(Referral).where(Referral.status == "held",
+                                                              Referral.reason == reason)).scalars())
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def test_seeded_shop_fills_every_dashboard_panel(demo_app: Flask) -> None:
+    """After seeding, the summary has coupons, discount costs, a future release and a partly reversed referral."""
+    summary = pytest.importorskip("referral_plugin.reports.summary")
+    seed_demo(demo_app, lambda _note: None)
+    with demo_app.app_context():
+        shop = db.session.execute(select(Shop).where(Shop.shopify_domain == DEMO_SHOP_DOMAIN)).scalar_one()
+        today = utcnow().date()
+        figures = summary.shop_summary(shop, today - dt.timedelta(days=60), today)
+    assert figures["couponsIssued"] >= 2
+    assert figures["rewardsCostBreakdown"]["fixedDiscounts"] > 0
+    assert figures["rewardsCostBreakdown"]["percentageDiscounts"] > 0
+    assert figures["pending"]["heldReferrals"] >= 4 and figures["pending"]["pointsOnHold"] > 0
+    assert dt.datetime.fromisoformat(figures["pending"]["nextReleaseAt"]) > utcnow()
+    assert all(figures[key] > 0 for key in ("clicks", "invites", "signups", "referredOrders", "pointsAwarded"))
+    assert [step["count"] for step in figures["funnel"]] == [step["count"] or 1 for step in figures["funnel"]]
+    assert figures["topAdvocates"]
+
+
+def test_seeded_holds_cover_each_reason_and_release_in_the_future(demo_app: Flask) -> None:
+    """Referrals wait for the hold days, a shared address and the velocity rule; each hold ends after now."""
+    seed_demo(demo_app, lambda _note: None)
+    for reason in ("HOLD_PERIOD", "REVIEW_SHARED_ADDRESS", "REVIEW_VELOCITY", "REVIEW_DISPOSABLE_EMAIL"):
+        assert _held(demo_app, reason), reason
+    for reason in ("HOLD_PERIOD", "REVIEW_SHARED_ADDRESS", "REVIEW_VELOCITY"):
+        for referral in _held(demo_app, reason):
+            assert referral.hold_until is not None and _aware(referral.hold_until) > utcnow(), reason
+            assert referral.decided_at is not None and _aware(referral.decided_at) < utcnow(), reason
+    # The velocity limit was lowered only while its orders were placed.
+    assert "REVIEW_VELOCITY_LIMIT" not in demo_app.config or demo_app.config["REVIEW_VELOCITY_LIMIT"] != 2
+
+
+def test_seeded_partial_refund_reverses_part_of_the_points(demo_app: Flask) -> None:
+    """A refunds/create for part of an order leaves its referral partly reversed with a later reversal row."""
+    seed_demo(demo_app, lambda _note: None)
+    assert _count(demo_app, WebhookDelivery, WebhookDelivery.topic == "refunds/create") == 1
+    with demo_app.app_context():
+        referral = db.session.execute(select(Referral).where(Referral.status == "partially_reversed")).scalar_one()
+        reversals = list(db.session.execute(select(LedgerEntry).where(
+            LedgerEntry.referral_id == referral.id, LedgerEntry.entry_type == "reversal")).scalars())
+        grants = list(db.session.execute(select(LedgerEntry).where(
+            LedgerEntry.referral_id == referral.id, LedgerEntry.entry_type == "grant")).scalars())
+        assert reversals and all(r.reason == "PARTIAL_REFUND" for r in reversals)
+        assert 0 < sum(-r.points if r.points < 0 else r.points for r in reversals) < sum(g.points for g in grants)
+        assert min(r.created_at for r in reversals) > max(g.created_at for g in grants)
 
 
 def test_seeded_history_is_spread_and_never_precedes_its_code(demo_app: Flask) -> None:

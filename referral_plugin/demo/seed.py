@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import copy
 import datetime as dt
+import functools
 import importlib
 import json
 import logging
@@ -46,15 +47,28 @@ SAMPLES = Path(__file__).parent / "samples"
 DEMO_TOKEN = "shpat_demo_offline_token"
 #: The demo campaign's minimum order, so one seeded order is rejected as below it.
 DEMO_MIN_ORDER = "20.00"
+#: The default campaign's reward history, oldest first: points, then discount codes, then points again
+#: behind a 14-day return window. Each phase's orders are placed while the campaign reads that way.
+PHASES: dict[str, dict[str, t.Any]] = {
+    "points": {},
+    "discounts": {"advocate_reward_kind": "fixed_amount", "advocate_reward_value": "10.00",
+                  "friend_reward_kind": "percentage", "friend_reward_value": "10"},
+    "hold": {"advocate_reward_kind": "points", "advocate_reward_value": "100",
+             "friend_reward_kind": "percentage", "friend_reward_value": "10", "hold_days": 14},
+}
+#: Referrals per advocate a day beyond which review is asked, only while the velocity orders are placed.
+DEMO_VELOCITY_LIMIT = 2
+#: When (days ago) the merchant switched to each later phase; an order's date decides its phase.
+PHASE_STARTS = (("hold", 3.5), ("discounts", 10.5))
 _ID_BASE = 7_100_000_000_000
 _ORDER_BASE = 5_100_000_000_000
 
 _FIRST = ["Ava", "Noah", "Mia", "Liam", "Zoe", "Ethan", "Lena", "Omar", "Ines", "Jonas", "Priya", "Mateo",
           "Hana", "Leo", "Sofia", "Ravi", "Clara", "Felix", "Amara", "Theo", "Yuki", "Nora", "Diego", "Elsa",
-          "Kofi"]
+          "Kofi", "Maya", "Arjun", "Lucia", "Tomas", "Ingrid", "Kenji"]
 _LAST = ["Martin", "Okafor", "Rossi", "Chen", "Dubois", "Walsh", "Fischer", "Haddad", "Silva", "Berg", "Nair",
          "Lopez", "Sato", "Novak", "Greco", "Kumar", "Meyer", "Brandt", "Diallo", "Laurent", "Tanaka", "Quinn",
-         "Ramos", "Lind", "Mensah"]
+         "Ramos", "Lind", "Mensah", "Olsen", "Patel", "Moreau", "Horvat", "Eriksen", "Mori"]
 _CITIES = [("Ottawa", "ON", "CA", "K2P 2L8"), ("Toronto", "ON", "CA", "M5V 2T6"), ("Austin", "TX", "US", "78701"),
            ("Denver", "CO", "US", "80202"), ("Seattle", "WA", "US", "98101"), ("Boston", "MA", "US", "02108")]
 
@@ -87,6 +101,14 @@ class DemoOrder:
     code_of: Person | None = None
     via: str = "discount_code"
     cancelled_days_ago: float | None = None
+    #: Which campaign phase (:data:`PHASES`) the order is placed in.
+    phase: str = "points"
+    #: Percent of the subtotal the referral code takes off at checkout; None for the old flat $5.
+    percent_off: int | None = None
+    refunded_days_ago: float | None = None
+    refund_amount: str | None = None
+    #: Place this order with ``REVIEW_VELOCITY_LIMIT`` lowered to :data:`DEMO_VELOCITY_LIMIT`.
+    velocity: bool = False
 
     @property
     def order_id(self) -> int:
@@ -121,7 +143,7 @@ class SeedReport:
 
 
 def build_story(seed: int = 2026) -> Story:
-    """Return the demo shop's story: 8 advocates, 17 friends, their invitations, clicks and orders."""
+    """Return the demo shop's story: 8 advocates, 23 friends, their invitations, clicks and orders."""
     rng = random.Random(seed)
     people: list[Person] = []
     for index in range(25):
@@ -182,7 +204,54 @@ def build_story(seed: int = 2026) -> Story:
         count = 4 + rng.randrange(11)
         clicks[advocate.index] = sorted((rng.random() * (advocate.signed_up_days_ago - 0.05) for _ in range(count)),
                                         reverse=True)
+    _add_late_friends(advocates, friends, orders)
     return Story(advocates, friends, invitations, orders, clicks)
+
+
+def _person(index: int, address_of: Person | None, signed_up_days_ago: float) -> Person:
+    """Return a friend who joins late; ``address_of`` is a customer whose shipping address they share."""
+    city, province, country, zip_code = _CITIES[index % len(_CITIES)]
+    first, last = _FIRST[index], _LAST[index]
+    address = {"first_name": first, "last_name": last, "address1": f"{100 + index * 7} Demo Street",
+               "address2": None, "city": city, "province_code": province, "province": province,
+               "country_code": country, "country": country, "zip": zip_code, "phone": None,
+               "name": f"{first} {last}", "company": None}
+    if address_of is not None:
+        address.update({key: address_of.address[key] for key in
+                        ("address1", "city", "province_code", "province", "country_code", "country", "zip")})
+    return Person(index, first, last, f"{first.lower()}.{last.lower()}@example.com", address, signed_up_days_ago)
+
+
+def _add_late_friends(advocates: list[Person], friends: list[Person], orders: list[DemoOrder]) -> None:
+    """Add the friends who order after the campaign changed (no randomness: earlier draws stay the same).
+
+    Under discount rewards two friends order (one with the code, one through the link, so a percentage
+    code is issued too); under the 14-day hold one friend's reward waits for the hold, one shares the
+    address of another friend of the same advocate, and a third order for one advocate within a day
+    trips the velocity rule. One early order is partly refunded.
+    """
+    number = 1001 + len(orders)
+    late = [
+        (_person(25, None, 10.0), advocates[1], 9.2, "discounts", "discount_code", False),
+        (_person(26, None, 8.0), advocates[4], 7.1, "discounts", "landing_site", False),
+        (_person(27, None, 3.0), advocates[5], 2.4, "hold", "discount_code", False),
+        (_person(28, friends[3], 2.0), advocates[3], 1.5, "hold", "discount_code", False),
+        (_person(29, None, 1.2), advocates[6], 0.9, "hold", "discount_code", True),
+        (_person(30, None, 0.8), advocates[6], 0.5, "hold", "discount_code", True),
+    ]
+    for person, advocate, days, phase, via, velocity in late:
+        friends.append(person)
+        orders.append(DemoOrder(number, person, f"{60 + person.index}.00", days, advocate, via, phase=phase,
+                                percent_off=10, velocity=velocity))
+        number += 1
+    for order in orders:
+        order.phase = next((name for name, start in PHASE_STARTS if order.days_ago < start), "points")
+        if order.phase != "points":
+            order.percent_off = 10
+    refunded = next(o for o in orders if o.buyer is friends[2])
+    refunded.refunded_days_ago = max(0.05, refunded.days_ago - 3.0)
+    refunded.refund_amount = "20.00"
+    orders.sort(key=lambda order: -order.days_ago)
 
 
 def _load_sample(name: str) -> dict[str, t.Any]:
@@ -218,7 +287,8 @@ def order_payload(order: DemoOrder, now: dt.datetime, shop_domain: str, codes: d
     buyer = order.buyer
     created = _iso(order.days_ago, now)
     code = codes.get(order.code_of.index) if order.code_of is not None else None
-    discount = "5.00" if code and order.via == "discount_code" else "0.00"
+    off = "5.00" if order.percent_off is None else f"{float(order.subtotal) * order.percent_off / 100:.2f}"
+    discount = off if code and order.via == "discount_code" else "0.00"
     total = f"{float(order.subtotal) - float(discount):.2f}"
     line_item = dict(payload["line_items"][0], quantity=1, current_quantity=1, price=order.subtotal,
                      price_set=_money_set(order.subtotal), total_discount="0.00", discount_allocations=[])
@@ -246,9 +316,11 @@ def order_payload(order: DemoOrder, now: dt.datetime, shop_domain: str, codes: d
         confirmation_number=f"DEMO{order.number}",
     )
     if code and order.via == "discount_code":
-        payload["discount_codes"] = [{"code": code, "amount": discount, "type": "fixed_amount"}]
+        kind = "fixed_amount" if order.percent_off is None else "percentage"
+        value = discount if order.percent_off is None else f"{order.percent_off}.0"
+        payload["discount_codes"] = [{"code": code, "amount": discount, "type": kind}]
         payload["discount_applications"] = [{"target_type": "line_item", "type": "discount_code",
-                                             "value": discount, "value_type": "fixed_amount",
+                                             "value": value, "value_type": kind,
                                              "allocation_method": "across", "target_selection": "all",
                                              "code": code}]
     elif code:
@@ -258,6 +330,23 @@ def order_payload(order: DemoOrder, now: dt.datetime, shop_domain: str, codes: d
         cancelled_at = _iso(order.cancelled_days_ago or 0.0, now)
         payload.update(cancelled_at=cancelled_at, updated_at=cancelled_at, cancel_reason="customer",
                        financial_status="refunded")
+    return payload
+
+
+def refund_payload(order: DemoOrder, now: dt.datetime) -> dict[str, t.Any]:
+    """Return a ``refunds/create`` payload giving back ``order.refund_amount`` of ``order``, from Shopify's sample."""
+    payload = _load_sample("refunds_create")
+    amount = order.refund_amount or "0.00"
+    created = _iso(order.refunded_days_ago or 0.0, now)
+    refund_id = _ORDER_BASE + 900_000 + order.number
+    item = dict(payload["refund_line_items"][0], id=refund_id + 1, quantity=1,
+                line_item_id=order.order_id + 1, subtotal=float(amount), subtotal_set=_money_set(amount))
+    transaction = dict(payload["transactions"][0], id=refund_id + 2, order_id=order.order_id, amount=amount,
+                       currency="USD", created_at=created, processed_at=created, test=False,
+                       admin_graphql_api_id=f"gid://shopify/OrderTransaction/{refund_id + 2}")
+    payload.update(id=refund_id, order_id=order.order_id, created_at=created, processed_at=created,
+                   note="One item arrived damaged", refund_line_items=[item], transactions=[transaction],
+                   admin_graphql_api_id=f"gid://shopify/Refund/{refund_id}")
     return payload
 
 
@@ -300,6 +389,10 @@ class Seeder:
         self.step("click invite links", lambda: self.click_links(codes))
         self.step("sign up friends", lambda: self.sign_up(self.story.friends, "friends"))
         self.step("place orders", lambda: self.place_orders(codes))
+        for phase in ("discounts", "hold"):
+            if self.step(f"change the campaign's rewards ({phase})", functools.partial(self.change_rewards, phase)):
+                self.step(f"place orders ({phase})", functools.partial(self.place_orders, codes, phase))
+        self.step("refund part of an order", self.refund_orders)
         self.step("spread timestamps", self.spread_timestamps)
 
         def count() -> None:
@@ -417,13 +510,42 @@ class Seeder:
             if response.status_code >= 400:
                 self.failures[f"POST /proxy/invitations answered {response.status_code}"] += 1
 
-    def place_orders(self, codes: dict[int, str]) -> None:
-        """Send a signed ``orders/paid`` per order (and ``orders/cancelled`` where the story says so)."""
+    def change_rewards(self, phase: str) -> None:
+        """Edit the default campaign's rewards to ``phase``, as the merchant did over the weeks.
+
+        Once the campaign reads as the last phase the history is done: a re-run changes nothing.
+        """
+        with self.app.app_context():
+            campaigns = _optional_module("referral_plugin.referrals.campaigns")
+            if campaigns is None or not hasattr(campaigns, "update_campaign"):
+                raise LookupError("campaigns.update_campaign is not built yet")
+            campaign = campaigns.ensure_default_campaign(self._shop())
+            if _reads_as(campaign, PHASES["hold"]):
+                return
+            if not _reads_as(campaign, PHASES[phase]):
+                campaigns.update_campaign(campaign, PHASES[phase], actor="demo")
+            db.session.commit()
+
+    def place_orders(self, codes: dict[int, str], phase: str = "points") -> None:
+        """Send a signed ``orders/paid`` per order of ``phase`` (and ``orders/cancelled`` where the story says so)."""
         ignored = False
         for order in self.story.orders:
-            if order.code_of is not None and order.code_of.index not in codes:
+            if order.phase != phase or (order.code_of is not None and order.code_of.index not in codes):
                 continue
             payload = order_payload(order, self.now, self.shop_domain, codes)
+            if order.velocity:
+                # The rule's default (20 a day) is far above a demo shop; lower it for these orders only.
+                previous = self.app.config.get("REVIEW_VELOCITY_LIMIT")
+                self.app.config["REVIEW_VELOCITY_LIMIT"] = DEMO_VELOCITY_LIMIT
+                try:
+                    status = self.webhook("orders/paid", payload, f"demo-order-paid-{order.number}")
+                finally:
+                    if previous is None:
+                        self.app.config.pop("REVIEW_VELOCITY_LIMIT", None)
+                    else:
+                        self.app.config["REVIEW_VELOCITY_LIMIT"] = previous
+                ignored |= status == "ignored"
+                continue
             ignored |= self.webhook("orders/paid", payload, f"demo-order-paid-{order.number}") == "ignored"
             if order.cancelled_days_ago is not None:
                 cancelled = order_payload(order, self.now, self.shop_domain, codes, cancelled=True)
@@ -431,6 +553,12 @@ class Seeder:
                                         f"demo-order-cancelled-{order.number}") == "ignored"
         if ignored:
             self.note("orders/paid or orders/cancelled has no handler yet: orders recorded as deliveries only")
+
+    def refund_orders(self) -> None:
+        """Send a signed ``refunds/create`` for each order the story partly refunds."""
+        for order in self.story.orders:
+            if order.refund_amount is not None:
+                self.webhook("refunds/create", refund_payload(order, self.now), f"demo-refund-{order.number}")
 
     def webhook(self, topic: str, payload: dict[str, t.Any], webhook_id: str) -> str:
         """Deliver one signed webhook to ``POST /webhooks``; return the intake's status."""
@@ -494,6 +622,9 @@ class Seeder:
             order_at = {o.order_id: at(o.days_ago) for o in story.orders}
             cancelled_at = {o.order_id: at(o.cancelled_days_ago) for o in story.orders
                             if o.cancelled_days_ago is not None}
+            # Reversals date from the cancellation or the refund that caused them.
+            cancelled_at.update({o.order_id: at(o.refunded_days_ago) for o in story.orders
+                                 if o.refunded_days_ago is not None})
             for invitation in db.session.execute(select(Invitation).where(Invitation.shop_id == shop.id,
                                                                           Invitation.purchased_at.is_not(None))
                                                  ).scalars():
@@ -554,6 +685,19 @@ class Seeder:
                 out[label] = int(db.session.execute(select(func.count()).select_from(model)
                                                     .where(column == shop.id)).scalar_one())
             return out
+
+
+def _reads_as(campaign: t.Any, settings: t.Mapping[str, t.Any]) -> bool:
+    """Return whether the campaign already has every setting of a reward phase."""
+    for name, wanted in settings.items():
+        current = getattr(campaign, name, None)
+        current = getattr(current, "value", current)
+        if isinstance(wanted, str) and not wanted.replace(".", "").isdigit():
+            if str(current) != wanted:
+                return False
+        elif current is None or float(current) != float(wanted):
+            return False
+    return True
 
 
 def _optional_module(name: str) -> t.Any:
