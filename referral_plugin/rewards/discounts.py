@@ -443,11 +443,19 @@ def code_discount_input(code: ReferralCode, campaign: Campaign) -> dict[str, t.A
     return data
 
 
-def sync_code_discount(referral_code_id: int) -> str:
+def code_wanted(code: ReferralCode, campaign: Campaign) -> bool:
+    """Tell whether an advocate's code should be a live Shopify discount (the sweeper's query mirrors this)."""
+    return (code.retired_at is None and campaign.friend_reward_kind in DISCOUNT_KINDS
+            and campaign.status == CampaignStatus.ACTIVE and bool(campaign.friend_reward_value))
+
+
+def sync_code_discount(referral_code_id: int, *, repair_only: bool = False) -> str:
     """Make an advocate's referral code a live Shopify discount when the friend reward is a discount.
 
     Creates it (or adopts an existing one with the same code), updates it when it exists, and
     deactivates it when the code is retired or the campaign no longer gives friends a discount.
+    With ``repair_only`` (the sweeper's re-queue of a lost job) a code whose link already matches its
+    campaign is left alone, without calling Shopify.
     """
     code = db.session.get(ReferralCode, referral_code_id)
     if code is None:
@@ -458,8 +466,9 @@ def sync_code_discount(referral_code_id: int) -> str:
         return Outcome.MISSING
     if not shop.is_installed:
         return Outcome.SHOP_UNAVAILABLE
-    wanted = (code.retired_at is None and campaign.friend_reward_kind in DISCOUNT_KINDS
-              and campaign.status == CampaignStatus.ACTIVE and bool(campaign.friend_reward_value))
+    wanted = code_wanted(code, campaign)
+    if repair_only and wanted == bool(code.discount_node_id):
+        return Outcome.UNCHANGED
     try:
         client = client_for(shop)
         if not wanted:

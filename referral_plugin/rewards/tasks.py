@@ -33,6 +33,14 @@ def sync_code_discount_job(referral_code_id: int) -> str:
     return sync_code_discount(referral_code_id)
 
 
+@job("rewards.repair_code_discount", retries=0)
+def repair_code_discount_job(referral_code_id: int) -> str:
+    """Redo a lost code sync (queued by the sweeper): nothing when the code already matches its campaign."""
+    from referral_plugin.rewards.discounts import sync_code_discount
+
+    return sync_code_discount(referral_code_id, repair_only=True)
+
+
 @job("rewards.sync_campaign_codes", retries=3, retry_delay=30)
 def sync_campaign_codes_job(campaign_id: int) -> int:
     """Queue a sync of every code of a campaign whose friend reward changed; return how many."""
@@ -56,7 +64,7 @@ def send_email_job(kind: str, ids: dict[str, t.Any]) -> bool:
 
 @periodic_job("rewards.sweep", every_minute())
 def sweep_job() -> None:
-    """Release due holds and re-queue stale pending discount grants."""
+    """Release due holds and re-queue the work of lost jobs (discounts, deactivations, code syncs, emails)."""
     from referral_plugin.rewards.sweeper import sweep
 
     sweep()
