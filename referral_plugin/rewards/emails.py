@@ -22,6 +22,7 @@ from referral_plugin.extensions import db
 from referral_plugin.jobs import TransientJobError
 from referral_plugin.mail import mail_configured
 from referral_plugin.mail import send_email
+from referral_plugin.models import AuditEvent
 from referral_plugin.models import Campaign
 from referral_plugin.models import Customer
 from referral_plugin.models import Invitation
@@ -44,12 +45,18 @@ class Email:
 
 Builder = t.Callable[..., Email | None]
 AfterSend = t.Callable[..., None]
-_KINDS: dict[str, tuple[Builder, AfterSend | None]] = {}
+_KINDS: dict[str, tuple[Builder, AfterSend | None, AfterSend | None]] = {}
+#: Audit action recorded when the SMTP server refuses an invitation's recipient (the sweeper stops retrying it).
+INVITATION_EMAIL_REFUSED = "invitation_email_refused"
 
 
-def register_email(kind: str, builder: Builder, after_send: AfterSend | None = None) -> None:
-    """Make ``builder(**ids)`` build emails of ``kind``; ``after_send(**ids)`` records that one went out."""
-    _KINDS[kind] = (builder, after_send)
+def register_email(kind: str, builder: Builder, after_send: AfterSend | None = None,
+                   after_refused: AfterSend | None = None) -> None:
+    """Make ``builder(**ids)`` build emails of ``kind``; ``after_send(**ids)`` records that one went out.
+
+    ``after_refused(**ids)`` records that the server refused the recipient for good.
+    """
+    _KINDS[kind] = (builder, after_send, after_refused)
 
 
 def deliver(kind: str, **ids: t.Any) -> bool:
@@ -63,7 +70,7 @@ def deliver(kind: str, **ids: t.Any) -> bool:
     if not mail_configured():
         logger.info("MAIL_SERVER not set; %s email not sent", kind)
         return False
-    builder, after_send = _KINDS[kind]
+    builder, after_send, after_refused = _KINDS[kind]
     email = builder(**ids)
     if email is None:
         return False
@@ -71,6 +78,9 @@ def deliver(kind: str, **ids: t.Any) -> bool:
         send_email(email.to, email.subject, email.text, email.html)
     except smtplib.SMTPRecipientsRefused:
         logger.warning("SMTP refused the recipient of a %s email", kind)
+        if after_refused is not None:
+            after_refused(**ids)
+            db.session.commit()
         return False
     except (smtplib.SMTPException, OSError) as exc:
         raise TransientJobError(f"SMTP: {exc}") from exc
@@ -151,4 +161,12 @@ def mark_invitation_sent(invitation_id: int) -> None:
         invitation.email_sent_at = utcnow()
 
 
-register_email("invitation", build_invitation, mark_invitation_sent)
+def mark_invitation_refused(invitation_id: int) -> None:
+    """Record in the audit log that the SMTP server refused the invitation's recipient."""
+    invitation = db.session.get(Invitation, invitation_id)
+    if invitation is not None:
+        db.session.add(AuditEvent(shop_id=invitation.shop_id, actor="system:mail", action=INVITATION_EMAIL_REFUSED,
+                                  subject_type="invitation", subject_id=invitation.id, details={}))
+
+
+register_email("invitation", build_invitation, mark_invitation_sent, mark_invitation_refused)

@@ -51,6 +51,7 @@ from referral_plugin.rewards.discounts import DEACTIVATED
 from referral_plugin.rewards.discounts import DISCOUNT_KINDS
 from referral_plugin.rewards.discounts import ISSUABLE_TYPES
 from referral_plugin.rewards.discounts import ISSUE_FAILED
+from referral_plugin.rewards.emails import INVITATION_EMAIL_REFUSED
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def stale_unsent_invitations(now: dt.datetime, older_than: dt.timedelta, limit: 
 
     Only when mail is configured, only invitations from the sources the app emails for
     (:data:`EMAILED_INVITATION_SOURCES`) and only within :data:`EMAIL_RECOVERY_WINDOW`; skips shops that
-    uninstalled the app.
+    uninstalled the app and recipients the SMTP server refused within the last day.
     """
     if not mail_configured():
         return []
@@ -225,6 +226,7 @@ def stale_unsent_invitations(now: dt.datetime, older_than: dt.timedelta, limit: 
             Invitation.invited_at <= now - older_than,
             Invitation.invited_at > now - EMAIL_RECOVERY_WINDOW,
             Shop.uninstalled_at.is_(None),
+            ~_failed_recently(INVITATION_EMAIL_REFUSED, "invitation", Invitation.id, Invitation.shop_id, now),
         )
         .order_by(Invitation.id)
         .limit(limit)

@@ -85,3 +85,39 @@ def test_unreachable_smtp_is_tried_once_per_interval(
     app.config["MAIL_PORT"] = port
     assert sweep(now + dt.timedelta(minutes=6)).emails == [lost.id]
     assert inbox.recipients == [["lost@example.net"]]
+
+
+class Refusing(Inbox):
+    """An aiosmtpd handler that refuses every recipient, as for a mailbox that does not exist."""
+
+    async def handle_RCPT(self, server: t.Any, session: t.Any, envelope: t.Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        """Refuse the recipient for good."""
+        return "550 5.1.1 No such user"
+
+
+def test_refused_recipient_is_not_retried_by_the_sweeper(
+    app: Flask, shop: Shop, campaign: Campaign, advocate: Customer,
+    smtp_server: tuple[Inbox, int],  # noqa: F811 - pytest fixture injection
+) -> None:
+    """A recipient the server refuses is audited once and not re-queued every interval for a day."""
+    from aiosmtpd.controller import Controller
+
+    from referral_plugin.models import AuditEvent
+    from referral_plugin.rewards.emails import INVITATION_EMAIL_REFUSED
+    from tests.servers import free_port
+
+    refusing = Refusing()
+    port = free_port()
+    controller = Controller(refusing, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        app.config["MAIL_PORT"] = port
+        lost = invitation(shop, campaign, advocate, "nobody@example.net", minutes_ago=30)
+        now = utcnow()
+        assert sweep(now).emails == [lost.id]
+        assert sweep(now + dt.timedelta(minutes=30)).emails == []
+    finally:
+        controller.stop()
+    [audit] = db.session.execute(select(AuditEvent).where(AuditEvent.action == INVITATION_EMAIL_REFUSED)).scalars()
+    assert audit.subject_id == lost.id and refusing.messages == []
