@@ -124,7 +124,7 @@ def test_python_app_py_serves_the_demo(start_server: t.Callable[..., Server]) ->
         summary = json.loads(response.read())
     assert summary["signups"] > 0 and summary["referredOrders"] > 0 and summary["clicks"] > 0
     output = server.log.read_text(errors="replace")
-    assert "25 customers" in output
+    assert "31 customers" in output
     assert server.url("/demo") in output
     assert server.url("/demo/admin") in output
     assert server.url("/healthz") in output
