@@ -1,19 +1,75 @@
-"""Exactly-once writes: insert in a savepoint and let the database's unique constraints decide."""
+"""Exactly-once writes: insert and let the database's unique constraints decide."""
 
 from __future__ import annotations
 
+import typing as t
+
+from sqlalchemy import Table
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from referral_plugin.extensions import db
 from referral_plugin.models import Base
+from referral_plugin.models import LedgerEntry
+
+_ON_CONFLICT_DIALECTS = ("postgresql", "sqlite")
+# Observability counts ledger rows from the session's flush (``after_flush``); a Core insert bypasses
+# the flush, so these keep the ORM path or the reward metrics would stop counting them.
+_FLUSH_OBSERVED: tuple[type[Base], ...] = (LedgerEntry,)
 
 
 def insert_once(row: Base) -> bool:
-    """Insert ``row`` in a savepoint; return False when a unique constraint says it already exists.
+    """Insert ``row``; return False when a unique constraint says it already exists.
 
     This is the engine's only idempotency primitive: never read-then-write, because two deliveries
-    of the same event can both read "not there yet".
+    of the same event can both read "not there yet". On PostgreSQL and SQLite it is one
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` statement; elsewhere a savepoint around the insert.
     """
+    mapper = sa_inspect(type(row))
+    state = sa_inspect(row)
+    dialect = db.session.get_bind(mapper=mapper).dialect.name
+    if (dialect not in _ON_CONFLICT_DIALECTS or not state.transient or isinstance(row, _FLUSH_OBSERVED)
+            or len(mapper.tables) != 1 or any(state.dict.get(rel.key) for rel in mapper.relationships)):
+        # Relationship-set foreign keys are only synced by a flush: those rows keep the ORM path.
+        return _insert_in_savepoint(row)
+    # The savepoint path flushed pending changes first; keep that order (rows this one may reference).
+    db.session.flush()
+    table = t.cast("Table", mapper.local_table)
+    values: dict[t.Any, t.Any] = {}
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if prop.key not in state.dict:
+            continue
+        value = state.dict[prop.key]
+        # As the ORM's flush does: a None leaves the column to its default unless the type stores None itself.
+        if value is None and not column.type.should_evaluate_none:
+            continue
+        values[column.key] = value
+    # No conflict target: like the savepoint's IntegrityError, any unique constraint or (partial) unique
+    # index of the table turns the insert into a no-op, e.g. a code's (shop, code) and (campaign, customer).
+    insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    stmt = insert.values(values).on_conflict_do_nothing().returning(*table.columns)
+    inserted = db.session.execute(stmt).first()
+    if inserted is None:
+        return False
+    # Make the caller's object the persistent row, as a flush would: keep what the caller set and take
+    # the rest (id, column defaults, server defaults) from RETURNING, then attach it without another query.
+    returned = inserted._mapping
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if state.dict.get(prop.key) is None:
+            set_committed_value(row, prop.key, returned[column])
+    make_transient_to_detached(row)
+    db.session.add(row)
+    return True
+
+
+def _insert_in_savepoint(row: Base) -> bool:
+    """Insert ``row`` in a savepoint; return False on a unique violation."""
     try:
         with db.session.begin_nested():
             db.session.add(row)
