@@ -13,6 +13,7 @@ referrals and the ledger rows those orders earn (grants, some holds/releases, re
 A second, smaller shop shares the tables so every query must scope by shop. Then the summary for the last
 30 and the last 365 days is timed (best and median of a few runs) and printed as a table, with the
 figures it returned so the timing is of real work; so are a few pages of the referral log.
+On PostgreSQL the tables are ``VACUUM ANALYZE``d before timing, as autovacuum would have done.
 """
 
 from __future__ import annotations
@@ -210,6 +211,12 @@ def main() -> None:
         if url.startswith("sqlite"):
             db.session.execute(db.text("ANALYZE"))
             db.session.commit()
+        elif db.engine.dialect.name == "postgresql":
+            # As autovacuum would by now in production: statistics for the planner, and the visibility map
+            # that lets the covering indexes answer index-only (without it every row is fetched from the heap).
+            db.session.commit()
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
         load_seconds = time.perf_counter() - started
         counts = {name: db.session.execute(db.text(f"SELECT count(*) FROM {name}")).scalar_one()
                   for name in ("referrals", "clicks", "invitations", "order_attributions", "ledger_entries")}
