@@ -232,6 +232,15 @@ def test_seeded_holds_cover_each_reason_and_release_in_the_future(demo_app: Flas
     assert "REVIEW_VELOCITY_LIMIT" not in demo_app.config or demo_app.config["REVIEW_VELOCITY_LIMIT"] != 2
 
 
+def test_seeded_self_referral_behind_a_plus_tag_is_rejected(demo_app: Flask) -> None:
+    """The friend who orders with the advocate's own mailbox plus a +tag is rejected as a self-referral."""
+    seed_demo(demo_app, lambda _note: None)
+    with demo_app.app_context():
+        rejected = db.session.execute(select(Referral).where(Referral.reason == "SELF_REFERRAL")).scalars().all()
+    assert rejected and all(referral.status == "rejected" for referral in rejected)
+    assert any((referral.evidence or {}).get("match") == "email" for referral in rejected)
+
+
 def test_seeded_partial_refund_reverses_part_of_the_points(demo_app: Flask) -> None:
     """A refunds/create for part of an order leaves its referral partly reversed with a later reversal row."""
     seed_demo(demo_app, lambda _note: None)

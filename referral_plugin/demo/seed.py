@@ -162,7 +162,7 @@ def build_story(seed: int = 2026) -> Story:
         friend.signed_up_days_ago = max(0.4, 32 - offset * 1.85 - rng.random())
     # One friend signs up with the advocate's own mailbox in disguise (self-referral); two use throwaway
     # inboxes, which the fraud rules hold for the merchant's review.
-    friends[16].email = f"{advocates[2].first_name.lower()}{advocates[2].last_name.lower()}+deals@example.com"
+    friends[16].email = advocates[2].email.replace("@", "+deals@")  # the advocate again, behind a +tag
     friends[13].email = f"{friends[13].first_name.lower()}{friends[13].index}@mailinator.com"
     friends[11].email = f"{friends[11].first_name.lower()}{friends[11].index}@yopmail.com"
     advocate_of = {friend.index: advocates[i % len(advocates)] for i, friend in enumerate(friends)}
