@@ -153,6 +153,22 @@ def receive_webhook(body: bytes, headers: HeaderSource, *, secret: str,
     return process_delivery(delivery, payload)
 
 
+def _delivery_row(delivery: Delivery, status: str, error: str | None = None) -> WebhookDelivery:
+    """Return the first row recorded for ``delivery``."""
+    return WebhookDelivery(
+        shop_domain=delivery.shop_domain,
+        topic=delivery.topic,
+        webhook_id=delivery.webhook_id,
+        event_id=delivery.event_id,
+        triggered_at=delivery.triggered_at,
+        api_version=delivery.api_version,
+        status=status,
+        error=error,
+        attempts=1,
+        processed_at=utcnow(),
+    )
+
+
 def process_delivery(delivery: Delivery, payload: Payload) -> IntakeResult:
     """Record ``delivery`` once and run its topic's handler in the same transaction."""
     handler = handler_for(delivery.topic)
@@ -161,17 +177,7 @@ def process_delivery(delivery: Delivery, payload: Payload) -> IntakeResult:
     # duplicate (or a failed handler) cannot discard anything else. A request's session is empty
     # here; whatever a caller sharing the session left pending (a test, a CLI) is kept, not lost.
     db.session.commit()
-    record = WebhookDelivery(
-        shop_domain=delivery.shop_domain,
-        topic=delivery.topic,
-        webhook_id=delivery.webhook_id,
-        event_id=delivery.event_id,
-        triggered_at=delivery.triggered_at,
-        api_version=delivery.api_version,
-        status=status,
-        attempts=1,
-        processed_at=utcnow(),
-    )
+    record = _delivery_row(delivery, status)
     db.session.add(record)
     try:
         db.session.flush()
@@ -243,18 +249,7 @@ def _record_failure(delivery: Delivery, exc: Exception) -> None:
             .execution_options(synchronize_session=False)
         )
         if not t.cast(t.Any, bumped).rowcount:
-            db.session.add(WebhookDelivery(
-                shop_domain=delivery.shop_domain,
-                topic=delivery.topic,
-                webhook_id=delivery.webhook_id,
-                event_id=delivery.event_id,
-                triggered_at=delivery.triggered_at,
-                api_version=delivery.api_version,
-                status=FAILED,
-                error=error,
-                attempts=1,
-                processed_at=utcnow(),
-            ))
+            db.session.add(_delivery_row(delivery, FAILED, error))
         db.session.commit()
     except IntegrityError:
         # A concurrent repeat of this delivery succeeded meanwhile; its row stands.
