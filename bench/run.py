@@ -403,11 +403,12 @@ ANALYSIS = [
     "Shopify's budget is 5 s per delivery, so the ingest keeps a wide margin even when saturated.",
     "- **SQLite serializes writers**: one writer at a time across all gunicorn workers; fine for one shop, not "
     "for a fleet. PostgreSQL takes writes from every worker at once.",
-    "- **Round trips, not rows.** One `orders/paid` delivery is about 34 SQL statements, six of them SAVEPOINT / "
-    "RELEASE pairs around the engine's insert-once writes (customer, paid order, referral, attribution, two ledger "
-    "rows). On an idle machine a PostgreSQL round trip costs ~0.1 ms; when the cores are oversubscribed every "
-    "round trip waits for the scheduler and the delivery takes 150-500 ms even alone. `INSERT ... ON CONFLICT DO "
-    "NOTHING` (PostgreSQL and SQLite both have it) instead of savepoint + insert would halve the statement count.",
+    "- **Round trips, not rows.** One `orders/paid` delivery is about 25 SQL statements: the engine's insert-once "
+    "writes use `INSERT ... ON CONFLICT DO NOTHING RETURNING` (was 31 with a SAVEPOINT / RELEASE pair around "
+    "each); the two ledger rows still use a savepoint because the reward metrics count them at flush. On an idle "
+    "machine a PostgreSQL round trip costs ~0.1 ms; when the cores are oversubscribed every round trip waits for "
+    "the scheduler. The next step is to answer Shopify after the durable delivery insert and run attribution and "
+    "the ledger in the job workers.",
     "- **Lookups and the widget are bounded by per-request overhead** (API-key check, session, a handful of "
     "indexed queries, JSON/HTML rendering); their cost does not grow with the number of referrals because every "
     "query goes through a `(shop_id, ...)` index.",
