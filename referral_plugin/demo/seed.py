@@ -147,13 +147,7 @@ def build_story(seed: int = 2026) -> Story:
     rng = random.Random(seed)
     people: list[Person] = []
     for index in range(25):
-        city, province, country, zip_code = _CITIES[index % len(_CITIES)]
-        first, last = _FIRST[index], _LAST[index]
-        address = {"first_name": first, "last_name": last, "address1": f"{100 + index * 7} Demo Street",
-                   "address2": None, "city": city, "province_code": province, "province": province,
-                   "country_code": country, "country": country, "zip": zip_code, "phone": None,
-                   "name": f"{first} {last}", "company": None}
-        people.append(Person(index, first, last, f"{first.lower()}.{last.lower()}@example.com", address, 0.0))
+        people.append(_person(index, None, 0.0))
     advocates, friends = people[:8], people[8:]
     for offset, advocate in enumerate(advocates):
         advocate.signed_up_days_ago = 42 - offset * 0.8 - rng.random() * 0.5
