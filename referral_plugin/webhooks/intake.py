@@ -213,22 +213,27 @@ def _matching_delivery_filter(delivery: Delivery) -> t.Any:
                & (WebhookDelivery.event_id == delivery.event_id))
 
 
-def _claim_failed_delivery(delivery: Delivery, status: str) -> bool:
-    """Take over an earlier ``failed`` row for this delivery; False when it was processed or ignored.
-
-    The conditional update is the lock: of two concurrent redeliveries only one sees ``failed``.
-    """
-    claimed = db.session.execute(
+def _update_failed_row(delivery: Delivery, **values: t.Any) -> bool:
+    """Bump this delivery's ``failed`` row (attempts, processed_at, ``values``); False when there is none."""
+    result = db.session.execute(
         update(WebhookDelivery)
         .where(
             WebhookDelivery.shop_domain == delivery.shop_domain,
             _matching_delivery_filter(delivery),
             WebhookDelivery.status == FAILED,
         )
-        .values(status=status, error=None, attempts=WebhookDelivery.attempts + 1, processed_at=utcnow())
+        .values(attempts=WebhookDelivery.attempts + 1, processed_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    if t.cast(t.Any, claimed).rowcount:
+    return bool(t.cast(t.Any, result).rowcount)
+
+
+def _claim_failed_delivery(delivery: Delivery, status: str) -> bool:
+    """Take over an earlier ``failed`` row for this delivery; False when it was processed or ignored.
+
+    The conditional update is the lock: of two concurrent redeliveries only one sees ``failed``.
+    """
+    if _update_failed_row(delivery, status=status, error=None):
         return True
     db.session.rollback()
     return False
@@ -238,17 +243,7 @@ def _record_failure(delivery: Delivery, exc: Exception) -> None:
     """Record a handler failure in its own short transaction (the handler's work is already rolled back)."""
     error = f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
     try:
-        bumped = db.session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.shop_domain == delivery.shop_domain,
-                _matching_delivery_filter(delivery),
-                WebhookDelivery.status == FAILED,
-            )
-            .values(error=error, attempts=WebhookDelivery.attempts + 1, processed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if not t.cast(t.Any, bumped).rowcount:
+        if not _update_failed_row(delivery, error=error):
             db.session.add(_delivery_row(delivery, FAILED, error))
         db.session.commit()
     except IntegrityError:
