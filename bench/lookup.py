@@ -4,6 +4,8 @@ Usage::
 
     python bench/lookup.py --database postgresql+psycopg://...   # an empty PostgreSQL database
     python bench/lookup.py --database ... --referrals 200000 --requests 300 --json
+    python bench/lookup.py                        # a throwaway PostgreSQL cluster, removed afterwards
+    python bench/lookup.py --reuse /tmp/lookup-pg # keep the loaded cluster there; later runs skip the load
 
 The data is generated inside PostgreSQL with ``INSERT ... SELECT generate_series`` (a minute, not an hour):
 100,000 advocates with one code each, a new friend per referral (10 referrals per advocate), an invitation
@@ -16,12 +18,18 @@ external id, and a table of p50/p95/max is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import random
+import secrets
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import typing as t
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,8 +150,109 @@ def _time(client: t.Any, paths: list[str], key: str) -> dict[str, float]:
     }
 
 
-def run(database: str, referrals: int, requests: int) -> dict[str, t.Any]:
-    """Load the data into ``database`` and time the lookup; return the figures."""
+class KeptPostgres:
+    """A PostgreSQL cluster kept in a directory between runs, so the million rows are loaded only once.
+
+    It reuses the throwaway server of ``tests/servers.py`` for the first start (initdb, options,
+    unprivileged user), then restarts the same data directory on later runs; ``stop`` keeps the files.
+    """
+
+    def __init__(self, root: Path) -> None:
+        from tests.servers import PostgresServer
+
+        self.root = root
+        self.state_file = root / "bench-state.json"
+        self.server = PostgresServer()
+        shutil.rmtree(self.server.root, ignore_errors=True)  # it made a temporary directory: use ours
+        state = self.state()
+        if state.get("password"):
+            self.server.password = state["password"]
+        self.server.root = root
+        self.server.data = root / "data"
+        self.server.sockets = root / "sock"
+
+    def state(self) -> dict[str, t.Any]:
+        """Return what earlier runs recorded (password, loaded rows), or an empty dict."""
+        try:
+            loaded: dict[str, t.Any] = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return loaded
+
+    def save(self, **values: t.Any) -> None:
+        """Merge ``values`` into the recorded state."""
+        self.state_file.write_text(json.dumps({**self.state(), **values}))
+
+    def start(self) -> str:
+        """Start the cluster (creating it the first time) and return the URL of the bench database."""
+        from tests.servers import create_database
+        from tests.servers import wait_for_port
+
+        if (self.server.data / "PG_VERSION").exists():
+            # Same options as tests/servers.py; only the port is new on each run.
+            options = (f"-k {self.server.sockets} -p {self.server.port} -c listen_addresses=127.0.0.1 -c fsync=off "
+                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+                       "-c shared_buffers=256MB")
+            self.server._run("pg_ctl", "-D", str(self.server.data), "-l", str(self.root / "log"), "-w", "-t", "120",
+                             "-o", options, "start")
+            self.server.started = True
+            wait_for_port(self.server.port)
+        else:
+            for child in ("data", "sock", "pwfile", "log"):
+                path = self.root / child
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            self.state_file.unlink(missing_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.server.password = secrets.token_hex(12)
+            self.server.start()
+            self.save(password=self.server.password)
+            create_database(self.server.url, "bench_lookup")
+        return self.server.url_for("bench_lookup")
+
+    def stop(self) -> None:
+        """Stop the cluster cleanly and keep its files for the next run."""
+        if self.server.started:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self.server._run("pg_ctl", "-D", str(self.server.data), "-m", "fast", "-w", "stop")
+            self.server.started = False
+
+
+@contextlib.contextmanager
+def _database(url: str | None, reuse: Path | None) -> Iterator[tuple[str, KeptPostgres | None]]:
+    """Yield the database to use: ``url``, a kept cluster in ``reuse``, or a throwaway cluster."""
+    if url:
+        yield url, None
+        return
+    if reuse is not None:
+        kept = KeptPostgres(reuse)
+        try:
+            yield kept.start(), kept
+        finally:
+            kept.stop()
+        return
+    from tests.servers import create_database
+    from tests.servers import running_postgres
+
+    with running_postgres() as server:
+        yield create_database(server.url, "bench_lookup"), None
+
+
+def _ensure_schema() -> None:
+    """Create missing tables, and indexes added to the models since the data was loaded (kept clusters)."""
+    from sqlalchemy import text
+
+    from referral_plugin.extensions import db
+
+    db.create_all()
+    with db.engine.begin() as connection:
+        for table in db.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
+        connection.execute(text("ANALYZE"))
+
+
+def run(database: str, referrals: int, requests: int, kept: KeptPostgres | None = None) -> dict[str, t.Any]:
+    """Load the data into ``database`` (unless ``kept`` already holds it) and time the lookup; return the figures."""
     from referral_plugin import create_app
     from referral_plugin.extensions import db
 
@@ -160,11 +269,20 @@ def run(database: str, referrals: int, requests: int) -> dict[str, t.Any]:
         }
     )
     advocates = max(1, referrals // 10)
+    state = kept.state() if kept is not None else {}
     with app.app_context():
-        db.create_all()
-        started = time.perf_counter()
-        loaded = _load(referrals, advocates)
-        load_seconds = time.perf_counter() - started
+        if state.get("referrals") == referrals and state.get("key"):
+            _ensure_schema()
+            loaded = {"key": state["key"], "advocates": advocates, "base": state["base"]}
+            load_seconds = float(state["load_seconds"])
+        else:
+            db.create_all()
+            started = time.perf_counter()
+            loaded = _load(referrals, advocates)
+            load_seconds = time.perf_counter() - started
+            if kept is not None:
+                kept.save(referrals=referrals, key=loaded["key"], base=loaded["base"],
+                          load_seconds=round(load_seconds, 1))
         db.session.remove()
     client = app.test_client()
     rng = random.Random(7)
@@ -182,6 +300,7 @@ def run(database: str, referrals: int, requests: int) -> dict[str, t.Any]:
     figures = {
         "referrals": referrals,
         "load_seconds": round(load_seconds, 1),
+        "load_average": round(os.getloadavg()[0], 2),
         "routes": {
             "GET /v2/customers/lookup/referrals (email)": _time(client, by_email, loaded["key"]),
             "GET /v2/customers/lookup/referrals (externalId)": _time(client, by_id, loaded["key"]),
@@ -195,13 +314,27 @@ def run(database: str, referrals: int, requests: int) -> dict[str, t.Any]:
 def main(argv: list[str] | None = None) -> int:
     """Build the data, time the lookup, print a table (and JSON with ``--json``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", required=True, help="SQLAlchemy URL of an empty PostgreSQL database")
+    parser.add_argument("--database", help="SQLAlchemy URL of an empty PostgreSQL database "
+                        "(default: a throwaway cluster started here)")
+    parser.add_argument("--reuse", type=Path, metavar="DIR",
+                        help="keep the cluster and its loaded rows in DIR (outside the repository, e.g. "
+                        "/tmp/lookup-pg); later runs with the same --referrals skip the load")
     parser.add_argument("--referrals", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    figures = run(args.database, args.referrals, args.requests)
-    print(f"Capillary lookup: {figures['referrals']:,} referrals on PostgreSQL (loaded in {figures['load_seconds']} s)")
+    if args.reuse is not None:
+        if args.database:
+            parser.error("--reuse starts its own cluster; give it or --database, not both")
+        args.reuse = args.reuse.resolve()
+        if args.reuse == ROOT or ROOT in args.reuse.parents:
+            parser.error("--reuse must be outside the repository (e.g. /tmp/lookup-pg)")
+    with _database(args.database, args.reuse) as (url, kept):
+        reused = kept is not None and kept.state().get("referrals") == args.referrals
+        figures = run(url, args.referrals, args.requests, kept)
+    how = "reused from an earlier run" if reused else "loaded"
+    print(f"Capillary lookup: {figures['referrals']:,} referrals on PostgreSQL ({how} in {figures['load_seconds']} s);"
+          f" load average {figures['load_average']:.2f} when timing started")
     print(f"{'route':<50} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, row in figures["routes"].items():
         print(f"{name:<50} {row['n']:>5} {row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} {row['max_ms']:>8.2f}")
