@@ -16,6 +16,8 @@ import secrets
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy import String
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -104,6 +106,11 @@ def revoke_key(api_key: ApiKey, *, actor: str = "cli") -> ApiKey:
     return api_key
 
 
+_KEY_WITH_SHOP = (
+    select(ApiKey, Shop).join(Shop, Shop.id == ApiKey.shop_id).where(ApiKey.prefix == bindparam("prefix", type_=String))
+)
+
+
 def authenticate(key: str, *, now: dt.datetime | None = None) -> tuple[ApiKey, Shop] | None:
     """Return the live key and its installed shop for a presented key, or None.
 
@@ -115,12 +122,13 @@ def authenticate(key: str, *, now: dt.datetime | None = None) -> tuple[ApiKey, S
         return None
     presented = hash_key(key.strip())
     found: ApiKey | None = None
-    for candidate in db.session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)):
+    shop: Shop | None = None
+    # The key and its shop in one round trip: this runs before every API request.
+    for candidate, owner in db.session.execute(_KEY_WITH_SHOP, {"prefix": prefix}):
         if hmac.compare_digest(candidate.key_hash, presented):
-            found = candidate
+            found, shop = candidate, owner
     if found is None or found.revoked_at is not None:
         return None
-    shop = db.session.get(Shop, found.shop_id)
     if shop is None or not shop.is_installed:
         return None
     now = now or utcnow()

@@ -14,6 +14,10 @@ from collections.abc import Mapping
 
 import phonenumbers
 from sqlalchemy import ColumnElement
+from sqlalchemy import Integer
+from sqlalchemy import Row
+from sqlalchemy import ScalarSelect
+from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -25,6 +29,7 @@ from referral_plugin.models import Customer
 from referral_plugin.models import Invitation
 from referral_plugin.models import LedgerEntry
 from referral_plugin.models import Referral
+from referral_plugin.models import ReferralCode
 from referral_plugin.models import RewardKind
 from referral_plugin.models import Shop
 from referral_plugin.referrals.campaigns import ensure_default_campaign
@@ -287,6 +292,9 @@ def _invite_one(shop: Shop, advocate: Customer | None, campaign: Campaign | None
     return _status(False, INVALID_IDENTIFIER[0], f"{INVALID_IDENTIFIER[1]}: {outcome.reason}")
 
 
+#: A result row of any width (the lookup's pages are read by column name).
+AnyRow: t.TypeAlias = "Row[*tuple[t.Any, ...]]"
+
 # --- Lookup -----------------------------------------------------------------------------------------
 
 
@@ -380,28 +388,20 @@ def lookup_referrals(shop: Shop, query: LookupQuery) -> dict[str, t.Any]:
     else:
         campaign = ensure_default_campaign(shop)
     customer = resolve_customer(shop, query.identifiers, warnings)
-    code = get_or_create_code(shop, customer, campaign)
-    invited = (Invitation.shop_id == customer.shop_id, Invitation.campaign_id == campaign.id,
-               Invitation.advocate_id == customer.id)
-    referred = (Referral.shop_id == customer.shop_id, Referral.campaign_id == campaign.id,
-                Referral.advocate_id == customer.id)
-    rewarded = (LedgerEntry.shop_id == customer.shop_id, LedgerEntry.customer_id == customer.id,
-                LedgerEntry.campaign_id == campaign.id)
-    total = max(_count(Invitation, *invited), _count(Referral, *referred), _count(LedgerEntry, *rewarded))
-    invitees = [_invitee(i) for i in db.session.scalars(
-        select(Invitation).where(*invited).order_by(Invitation.invited_at, Invitation.id)
-        .offset(query.offset).limit(query.limit))]
-    referees = [_referee(r, f) for r, f in db.session.execute(
-        select(Referral, Customer).outerjoin(Customer, Customer.id == Referral.friend_id).where(*referred)
-        .order_by(Referral.created_at, Referral.id).offset(query.offset).limit(query.limit))]
-    incentives = [_incentive(e) for e in db.session.scalars(
-        select(LedgerEntry).where(*rewarded).order_by(LedgerEntry.created_at, LedgerEntry.id)
-        .offset(query.offset).limit(query.limit))]
+    params = {"shop_id": customer.shop_id, "campaign_id": campaign.id, "customer_id": customer.id,
+              "limit": query.limit, "offset": query.offset}
+    # Plain rows of the columns the answer shows, through the session's connection: no ORM objects.
+    connection = db.session.connection()
+    head = connection.execute(_HEAD, params).one()
+    code = head.code if head.code is not None else get_or_create_code(shop, customer, campaign).code
+    invitees = [_invitee(row) for row in connection.execute(_INVITEES, params)]
+    referees = [_referee(row) for row in connection.execute(_REFEREES, params)]
+    incentives = [_incentive(row) for row in connection.execute(_INCENTIVES, params)]
     return {
-        "pagination": {"limit": query.limit, "offset": query.offset, "total": total},
+        "pagination": {"limit": query.limit, "offset": query.offset, "total": max(head[1:])},
         "data": [{
             "customer": _customer_profile(customer),
-            "referralCode": code.code,
+            "referralCode": code,
             "invitees": invitees,
             "referee": referees,
             "incentives": incentives,
@@ -411,21 +411,68 @@ def lookup_referrals(shop: Shop, query: LookupQuery) -> dict[str, t.Any]:
     }
 
 
-def _count(model: type[Invitation] | type[Referral] | type[LedgerEntry], *where: ColumnElement[bool]) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+# The lookup's statements, built once: a request binds values instead of rebuilding (and re-keying) SQL.
+_invitations = Invitation.__table__.c
+_referrals = Referral.__table__.c
+_ledger = LedgerEntry.__table__.c
+_friends = Customer.__table__.alias("friend")
+_codes = ReferralCode.__table__.c
+_SHOP = bindparam("shop_id", type_=Integer)
+_CAMPAIGN = bindparam("campaign_id", type_=Integer)
+_CUSTOMER = bindparam("customer_id", type_=Integer)
+_LIMIT = bindparam("limit", type_=Integer)
+_OFFSET = bindparam("offset", type_=Integer)
+_INVITED = (_invitations.shop_id == _SHOP, _invitations.campaign_id == _CAMPAIGN,
+            _invitations.advocate_id == _CUSTOMER)
+_REFERRED = (_referrals.shop_id == _SHOP, _referrals.campaign_id == _CAMPAIGN, _referrals.advocate_id == _CUSTOMER)
+_REWARDED = (_ledger.shop_id == _SHOP, _ledger.customer_id == _CUSTOMER, _ledger.campaign_id == _CAMPAIGN)
+
+
+def _count_of(table: t.Any, *where: ColumnElement[bool]) -> ScalarSelect[int]:
+    return select(func.count()).select_from(table).where(*where).scalar_subquery()
+
+
+#: The customer's code in the campaign (None when it has none yet) and the length of each list, in one round trip.
+_HEAD = select(
+    select(_codes.code).where(_codes.campaign_id == _CAMPAIGN, _codes.customer_id == _CUSTOMER)
+    .scalar_subquery().label("code"),
+    _count_of(Invitation.__table__, *_INVITED).label("invitations"),
+    _count_of(Referral.__table__, *_REFERRED).label("referrals"),
+    _count_of(LedgerEntry.__table__, *_REWARDED).label("incentives"),
+)
+_INVITEES = (
+    select(_invitations.channel, _invitations.identifier, _invitations.name, _invitations.external_ref,
+           _invitations.invited_at, _invitations.source, _invitations.status, _invitations.joined_at,
+           _invitations.purchased_at)
+    .where(*_INVITED).order_by(_invitations.invited_at, _invitations.id).offset(_OFFSET).limit(_LIMIT)
+)
+_REFEREES = (
+    select(_friends.c.id.label("friend_id"), _friends.c.shopify_customer_id, _friends.c.first_name,
+           _friends.c.last_name, _friends.c.email, _friends.c.phone, _referrals.shopify_order_id,
+           _referrals.order_name, _referrals.status, _referrals.reason, _referrals.source, _referrals.created_at,
+           _referrals.decided_at, _referrals.hold_until)
+    .select_from(Referral.__table__.outerjoin(_friends, _friends.c.id == _referrals.friend_id))
+    .where(*_REFERRED).order_by(_referrals.created_at, _referrals.id).offset(_OFFSET).limit(_LIMIT)
+)
+_INCENTIVES = (
+    select(_ledger.reward_kind, _ledger.entry_type, _ledger.side, _ledger.points, _ledger.amount, _ledger.currency,
+           _ledger.discount_code, _ledger.reason, _ledger.shopify_order_id, _ledger.created_at,
+           _ledger.available_at)
+    .where(*_REWARDED).order_by(_ledger.created_at, _ledger.id).offset(_OFFSET).limit(_LIMIT)
+)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def _identifiers(customer: Customer) -> list[dict[str, str]]:
+def _identifiers(shopify_customer_id: int | None, email: str | None, phone: str | None) -> list[dict[str, str]]:
     found: list[dict[str, str]] = []
-    if customer.shopify_customer_id is not None:
-        found.append({"type": "externalId", "value": str(customer.shopify_customer_id)})
-    if customer.email:
-        found.append({"type": "email", "value": customer.email})
-    mobile = mobile_digits(customer.phone)
+    if shopify_customer_id is not None:
+        found.append({"type": "externalId", "value": str(shopify_customer_id)})
+    if email:
+        found.append({"type": "email", "value": email})
+    mobile = mobile_digits(phone)
     if mobile:
         found.append({"type": "mobile", "value": mobile})
     return found
@@ -433,7 +480,7 @@ def _identifiers(customer: Customer) -> list[dict[str, str]]:
 
 def _customer_profile(customer: Customer) -> dict[str, t.Any]:
     """Return ``data[].customer`` of the seed; ids are the Shopify customer id."""
-    identifiers = _identifiers(customer)
+    identifiers = _identifiers(customer.shopify_customer_id, customer.email, customer.phone)
     return {
         "id": customer.shopify_customer_id,
         "profiles": [{
@@ -451,52 +498,53 @@ def _customer_profile(customer: Customer) -> dict[str, t.Any]:
     }
 
 
-def _invitee(invitation: Invitation) -> dict[str, t.Any]:
+def _invitee(row: AnyRow) -> dict[str, t.Any]:
     """Return one invitation: who was invited, how, when, and how far they got."""
     return {
-        "type": invitation.channel.upper(),
-        "identifier": invitation.identifier,
-        "name": invitation.name,
-        "invitedOn": invitation.external_ref or _iso(invitation.invited_at),
-        "invitedAt": _iso(invitation.invited_at),
-        "source": invitation.source,
-        "status": invitation.status,
-        "joinedAt": _iso(invitation.joined_at),
-        "purchasedAt": _iso(invitation.purchased_at),
+        "type": row.channel.upper(),
+        "identifier": row.identifier,
+        "name": row.name,
+        "invitedOn": row.external_ref or _iso(row.invited_at),
+        "invitedAt": _iso(row.invited_at),
+        "source": row.source,
+        "status": row.status,
+        "joinedAt": _iso(row.joined_at),
+        "purchasedAt": _iso(row.purchased_at),
     }
 
 
-def _referee(referral: Referral, friend: Customer | None) -> dict[str, t.Any]:
+def _referee(row: AnyRow) -> dict[str, t.Any]:
     """Return one referred friend with the referral's status and, when decided, its reason."""
+    known = row.friend_id is not None
     return {
-        "customerId": friend.shopify_customer_id if friend else None,
-        "firstName": friend.first_name if friend else None,
-        "lastName": friend.last_name if friend else None,
-        "identifiers": _identifiers(friend) if friend else [],
-        "eventType": "TRANSACTION" if referral.shopify_order_id is not None else "REGISTRATION",
-        "orderName": referral.order_name,
-        "status": referral.status,
-        "reason": referral.reason,
-        "source": referral.source,
-        "referredOn": _iso(referral.created_at),
-        "decidedOn": _iso(referral.decided_at),
-        "holdUntil": _iso(referral.hold_until),
+        "customerId": row.shopify_customer_id if known else None,
+        "firstName": row.first_name if known else None,
+        "lastName": row.last_name if known else None,
+        "identifiers": _identifiers(row.shopify_customer_id, row.email, row.phone) if known else [],
+        "eventType": "TRANSACTION" if row.shopify_order_id is not None else "REGISTRATION",
+        "orderName": row.order_name,
+        "status": row.status,
+        "reason": row.reason,
+        "source": row.source,
+        "referredOn": _iso(row.created_at),
+        "decidedOn": _iso(row.decided_at),
+        "holdUntil": _iso(row.hold_until),
     }
 
 
-def _incentive(entry: LedgerEntry) -> dict[str, t.Any]:
+def _incentive(row: AnyRow) -> dict[str, t.Any]:
     """Return one ledger row of the customer: a reward earned, held, released, issued or taken back."""
     return {
-        "type": "POINTS" if entry.reward_kind == RewardKind.POINTS else "COUPON",
-        "entryType": entry.entry_type,
-        "side": entry.side,
-        "rewardKind": entry.reward_kind,
-        "points": entry.points,
-        "amount": float(entry.amount),
-        "currency": entry.currency,
-        "couponCode": entry.discount_code,
-        "reason": entry.reason,
-        "orderId": entry.shopify_order_id,
-        "issuedOn": _iso(entry.created_at),
-        "availableAt": _iso(entry.available_at),
+        "type": "POINTS" if row.reward_kind == RewardKind.POINTS else "COUPON",
+        "entryType": row.entry_type,
+        "side": row.side,
+        "rewardKind": row.reward_kind,
+        "points": row.points,
+        "amount": float(row.amount),
+        "currency": row.currency,
+        "couponCode": row.discount_code,
+        "reason": row.reason,
+        "orderId": row.shopify_order_id,
+        "issuedOn": _iso(row.created_at),
+        "availableAt": _iso(row.available_at),
     }
