@@ -17,6 +17,9 @@ DEMO_SHOP_DOMAIN = "demo-shop.myshopify.com"
 DEMO_API_KEY = "demo-api-key"
 DEMO_API_SECRET = "demo-api-secret"
 
+#: ``WEBHOOK_PROCESSING`` values: run handlers in the request (default) or in the job workers.
+WEBHOOK_PROCESSING_MODES = ("inline", "queued")
+
 DEFAULTS: dict[str, t.Any] = {
     "SHOPIFY_API_KEY": None,
     "SHOPIFY_API_SECRET": None,
@@ -37,6 +40,9 @@ DEFAULTS: dict[str, t.Any] = {
     "POINT_VALUE": "0.01",
     "REDIS_URL": None,
     "HUEY_IMMEDIATE": False,
+    #: ``inline``: ``POST /webhooks`` runs the topic's handler before answering. ``queued``: it stores the
+    #: verified delivery, answers 200 and a job worker runs the handler (flash-sale scale; README).
+    "WEBHOOK_PROCESSING": "inline",
     "API_RATE_LIMIT": "1000 per minute",
     "RATELIMIT_STORAGE_URI": None,
     "INVITATION_RATE_LIMIT": "20 per hour",
@@ -72,6 +78,7 @@ _ENV_PARSERS: dict[str, t.Callable[[str], t.Any]] = {
     # Job queue tuning, read with defaults by referral_plugin.jobs / rewards.sweeper (README: jobs section).
     "HUEY_SQLITE_PATH": str,
     "DISCOUNT_REQUEUE_AFTER_MINUTES": float,
+    "WEBHOOK_PROCESSING": str,
     "API_RATE_LIMIT": str,
     "RATELIMIT_STORAGE_URI": str,
     "INVITATION_RATE_LIMIT": str,
@@ -122,6 +129,12 @@ def build_config(
         config.update(test_config)
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
     config["REWARD_TEST_ORDERS"] = parse_bool(config["REWARD_TEST_ORDERS"])
+    config["WEBHOOK_PROCESSING"] = str(config["WEBHOOK_PROCESSING"] or "inline").strip().lower()
+    if config["WEBHOOK_PROCESSING"] not in WEBHOOK_PROCESSING_MODES:
+        raise ConfigurationError(
+            f"WEBHOOK_PROCESSING must be one of {', '.join(WEBHOOK_PROCESSING_MODES)}, "
+            f"not {config['WEBHOOK_PROCESSING']!r}."
+        )
 
     has_credentials = bool(config["SHOPIFY_API_KEY"] or config["SHOPIFY_API_SECRET"])
     config.setdefault("DEMO_MODE", not has_credentials)

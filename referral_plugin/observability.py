@@ -7,7 +7,8 @@ One call, :func:`register_observability`, wires it all into the app:
   id of a webhook delivery;
 - logs are one JSON object per line when ``LOG_FORMAT=json``, plain text otherwise;
 - ``GET /metrics`` serves Prometheus metrics: HTTP and webhook latency, webhook counts by topic and outcome,
-  ledger rows by type and reward kind (grants, holds, issues, reversals...), and the job queue depth. It needs
+  ledger rows by type and reward kind (grants, holds, issues, reversals...), the job queue depth and the stored
+  webhook backlog (queued, failed, dead letters) of the queued intake. It needs
   ``Authorization: Bearer <METRICS_TOKEN>``; without a ``METRICS_TOKEN`` it answers 404 outside demo mode.
   Under gunicorn, set ``PROMETHEUS_MULTIPROC_DIR`` (``gunicorn.conf.py`` does) so every worker's numbers add up;
 - ``GET /readyz`` answers 200 only when the database answers, its schema is at the newest migration and the
@@ -70,7 +71,8 @@ HTTP_REQUEST_SECONDS = Histogram(
 )
 WEBHOOKS_TOTAL = Counter(
     "referral_webhooks",
-    "Webhook deliveries by topic and outcome (processed, duplicate, ignored, invalid_signature, bad_request, error).",
+    "Webhook deliveries by topic and outcome (processed, queued, duplicate, ignored, invalid_signature, "
+    "bad_request, error).",
     ["topic", "outcome"],
 )
 WEBHOOK_SECONDS = Histogram(
@@ -329,6 +331,29 @@ class QueueDepthCollector(Collector):
         yield family
 
 
+class WebhookBacklogCollector(Collector):
+    """Report the stored deliveries waiting for a job worker, failing, and given up on (queued intake)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "referral_webhook_backlog",
+            "Stored webhook deliveries by state: queued (waiting for a worker), failed (to be retried) and dead "
+            "(failed WEBHOOK_MAX_ATTEMPTS times; needs an operator).",
+            labels=["state"],
+        )
+        try:
+            from referral_plugin.webhooks.queued import backlog
+
+            counts = backlog()
+        except Exception:  # noqa: BLE001 - an unreachable database shows as missing samples, and in /readyz
+            db.session.rollback()
+            log.warning("webhook backlog unavailable", exc_info=True)
+            counts = {}
+        for state, value in counts.items():
+            family.add_metric([state], value)
+        yield family
+
+
 class _ProcessRegistry(Collector):
     """Expose this process's own registry through a per-scrape registry."""
 
@@ -371,6 +396,7 @@ def metrics_view() -> Response:
     else:
         registry.register(_ProcessRegistry())
     registry.register(QueueDepthCollector())
+    registry.register(WebhookBacklogCollector())
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -42,6 +42,15 @@ class WebhookDelivery(Base):
             postgresql_where=text("event_id IS NOT NULL"),
         ),
         Index("ix_webhook_deliveries_received", "received_at"),
+        # Partial: only the few rows still waiting for a worker (queued mode), so the sweeper's scan stays
+        # small however many processed deliveries the table holds.
+        Index(
+            "ix_webhook_deliveries_pending",
+            "status",
+            "received_at",
+            sqlite_where=text("status IN ('queued', 'failed')"),
+            postgresql_where=text("status IN ('queued', 'failed')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,12 +60,17 @@ class WebhookDelivery(Base):
     event_id: Mapped[str | None] = mapped_column(String(128))
     triggered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     api_version: Mapped[str | None] = mapped_column(String(16))
-    #: ``processed``, ``ignored`` (no handler) or ``failed`` (handler raised; Shopify will retry).
+    #: ``processed``, ``ignored`` (no handler), ``failed`` (handler raised; retried), ``queued`` (accepted,
+    #: waiting for a job worker: ``WEBHOOK_PROCESSING=queued``) or ``redacted`` (dropped unprocessed by
+    #: ``customers/redact``).
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=1)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The raw body (UTF-8 JSON) of a delivery accepted in queued mode, kept only until a worker processed
+    #: it: it carries customer data, so processing (and ``customers/redact``, ``shop/redact``) clears it.
+    payload: Mapped[str | None] = mapped_column(Text)
 
     def __repr__(self) -> str:
         return f"<WebhookDelivery {self.topic} {self.webhook_id} {self.status}>"

@@ -7,6 +7,9 @@ and a handler that raises takes its partial writes down with it. The failure is 
 short transaction of its own and answered with a 5xx so Shopify redelivers; a redelivery of a
 ``failed`` delivery claims the row with a conditional update and runs the handler again.
 
+With ``WEBHOOK_PROCESSING=queued`` the view calls :mod:`referral_plugin.webhooks.queued` instead, which
+shares the verification here and runs the same handlers in a job.
+
 Nothing here touches ``flask.request``: the view hands over the raw bytes and the headers.
 """
 
@@ -18,6 +21,7 @@ import logging
 import typing as t
 from dataclasses import dataclass
 
+from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
@@ -33,6 +37,7 @@ from referral_plugin.models import utcnow
 from referral_plugin.security.shop_domain import require_shop_domain
 from referral_plugin.security.signatures import verify_webhook
 from referral_plugin.webhooks.registry import Delivery
+from referral_plugin.webhooks.registry import Handler
 from referral_plugin.webhooks.registry import Payload
 from referral_plugin.webhooks.registry import handler_for
 
@@ -47,6 +52,7 @@ FAILED = "failed"
 _REQUIRED = {"topic": 128, "shop-domain": 255, "webhook-id": 128}
 _OPTIONAL = {"event-id": 128, "api-version": 16, "triggered-at": 64}
 _ERROR_LIMIT = 2000
+CUSTOMERS_REDACT = "customers/redact"
 
 
 class HeaderSource(t.Protocol):
@@ -64,7 +70,7 @@ class IntakeResult:
 
     @property
     def http_status(self) -> int:
-        """Return 500 for a failed handler (so Shopify retries), 200 for everything else."""
+        """Return 500 for a failed handler (so Shopify retries), 200 for everything else (``queued`` too)."""
         return 500 if self.status == FAILED else 200
 
 
@@ -153,9 +159,12 @@ def receive_webhook(body: bytes, headers: HeaderSource, *, secret: str,
     return process_delivery(delivery, payload)
 
 
-def _delivery_row(delivery: Delivery, status: str, error: str | None = None) -> WebhookDelivery:
-    """Return the first row recorded for ``delivery``."""
-    return WebhookDelivery(
+def _insert_delivery(delivery: Delivery, status: str, error: str | None = None) -> None:
+    """Insert the first row recorded for ``delivery`` (one Core statement; a repeat raises IntegrityError).
+
+    Only the columns the inline intake fills are named, so it needs nothing the queued mode added.
+    """
+    db.session.execute(insert(WebhookDelivery).values(
         shop_domain=delivery.shop_domain,
         topic=delivery.topic,
         webhook_id=delivery.webhook_id,
@@ -165,8 +174,9 @@ def _delivery_row(delivery: Delivery, status: str, error: str | None = None) -> 
         status=status,
         error=error,
         attempts=1,
+        received_at=utcnow(),
         processed_at=utcnow(),
-    )
+    ))
 
 
 def process_delivery(delivery: Delivery, payload: Payload) -> IntakeResult:
@@ -177,10 +187,8 @@ def process_delivery(delivery: Delivery, payload: Payload) -> IntakeResult:
     # duplicate (or a failed handler) cannot discard anything else. A request's session is empty
     # here; whatever a caller sharing the session left pending (a test, a CLI) is kept, not lost.
     db.session.commit()
-    record = _delivery_row(delivery, status)
-    db.session.add(record)
     try:
-        db.session.flush()
+        _insert_delivery(delivery, status)
     except IntegrityError:
         db.session.rollback()
         if not _claim_failed_delivery(delivery, status):
@@ -191,7 +199,7 @@ def process_delivery(delivery: Delivery, payload: Payload) -> IntakeResult:
         db.session.commit()
         return IntakeResult(IGNORED, delivery)
     try:
-        handler(_find_shop(delivery.shop_domain), payload, delivery)
+        run_handler(handler, delivery, payload)
         # Inside the try: a commit that fails (a constraint checked late, a lost connection) is a
         # failed delivery too, and Shopify must retry it.
         db.session.commit()
@@ -202,6 +210,24 @@ def process_delivery(delivery: Delivery, payload: Payload) -> IntakeResult:
         _record_failure(delivery, exc)
         return IntakeResult(FAILED, delivery)
     return IntakeResult(PROCESSED, delivery)
+
+
+def run_handler(handler: Handler, delivery: Delivery, payload: Payload) -> None:
+    """Run ``handler`` on the delivery inside the caller's transaction (both intake modes come here).
+
+    After a ``customers/redact``, stored deliveries still waiting for a worker that are about that
+    customer are dropped too, or processing them would write the erased data back (queued mode).
+    """
+    handler(_find_shop(delivery.shop_domain), payload, delivery)
+    if delivery.topic == CUSTOMERS_REDACT:
+        from referral_plugin.webhooks.queued import forget_customer_deliveries
+
+        forget_customer_deliveries(delivery.shop_domain, payload)
+
+
+def error_text(exc: BaseException) -> str:
+    """Return the failure as stored on the delivery row: type and message, bounded."""
+    return f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
 
 
 def _matching_delivery_filter(delivery: Delivery) -> t.Any:
@@ -233,7 +259,8 @@ def _claim_failed_delivery(delivery: Delivery, status: str) -> bool:
 
     The conditional update is the lock: of two concurrent redeliveries only one sees ``failed``.
     """
-    if _update_failed_row(delivery, status=status, error=None):
+    # A body stored by the queued intake goes too: this request processes the delivery now.
+    if _update_failed_row(delivery, status=status, error=None, payload=None):
         return True
     db.session.rollback()
     return False
@@ -241,10 +268,10 @@ def _claim_failed_delivery(delivery: Delivery, status: str) -> bool:
 
 def _record_failure(delivery: Delivery, exc: Exception) -> None:
     """Record a handler failure in its own short transaction (the handler's work is already rolled back)."""
-    error = f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
+    error = error_text(exc)
     try:
         if not _update_failed_row(delivery, error=error):
-            db.session.add(_delivery_row(delivery, FAILED, error))
+            _insert_delivery(delivery, FAILED, error)
         db.session.commit()
     except IntegrityError:
         # A concurrent repeat of this delivery succeeded meanwhile; its row stands.

@@ -10,6 +10,7 @@ from flask import request
 
 from referral_plugin.observability import set_webhook_outcome
 from referral_plugin.webhooks import intake
+from referral_plugin.webhooks import queued
 
 bp = Blueprint("webhooks", __name__)
 
@@ -24,11 +25,10 @@ def receive(topic_path: str | None = None) -> tuple[Response, int]:
     """
     # The HMAC covers the exact bytes Shopify sent: read them before anything parses the body.
     body = request.get_data(cache=True)
-    result = intake.receive_webhook(
-        body,
-        request.headers,
-        secret=current_app.config["SHOPIFY_API_SECRET"],
-        old_secret=current_app.config.get("SHOPIFY_API_SECRET_OLD"),
-    )
-    set_webhook_outcome(result.status)  # for /metrics: processed, duplicate, ignored or failed
+    config = current_app.config
+    # Queued: store the verified delivery and answer; a job worker runs the handler (README, production).
+    receive = queued.accept_webhook if config["WEBHOOK_PROCESSING"] == "queued" else intake.receive_webhook
+    result = receive(body, request.headers, secret=config["SHOPIFY_API_SECRET"],
+                     old_secret=config.get("SHOPIFY_API_SECRET_OLD"))
+    set_webhook_outcome(result.status)  # for /metrics: processed, queued, duplicate, ignored or failed
     return jsonify({"status": result.status}), result.http_status

@@ -1,0 +1,365 @@
+"""Queued intake (``WEBHOOK_PROCESSING=queued``): answer Shopify after one durable insert, process in a job.
+
+The request verifies the HMAC on the raw bytes, checks the headers, parses the JSON (so a malformed body
+is still a 400) and then does one statement: ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of the
+delivery with its raw body and status ``queued``. It commits, hands ``webhooks.process_delivery`` to the job
+queue after the commit, and answers 200. A repeat (same webhook id, or same topic and event id) inserts
+nothing and is answered 200 as a duplicate, unless the earlier delivery ``failed``: then the repeat claims
+that row back to ``queued`` and enqueues it again.
+
+The job runs the topic's handler exactly as the inline intake does, in one transaction whose first statement
+claims the row with a conditional update (``queued``/``failed`` → ``processed``): on PostgreSQL that row lock,
+on SQLite the database's write lock, make a second worker running the same job wait and then find nothing to
+claim. The raw body goes in the same transaction (it holds customer data). A handler that raises is rolled
+back, recorded as ``failed`` in a short transaction of its own, and raised again so Huey retries with backoff.
+
+Nothing is lost between the commit and the enqueue: the periodic :func:`sweep_deliveries` re-enqueues rows
+left ``queued`` (a process died in between, or a worker died holding the job; Huey does not acknowledge jobs)
+and ``failed`` rows under :data:`DEFAULT_MAX_ATTEMPTS`. Beyond that they stay ``failed``: the dead letters,
+counted in ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import typing as t
+
+from flask import current_app
+from sqlalchemy import Table
+from sqlalchemy import and_
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from referral_plugin.extensions import db
+from referral_plugin.jobs import TransientJobError
+from referral_plugin.jobs import enqueue_after_commit
+from referral_plugin.jobs import get_queue
+from referral_plugin.models import WebhookDelivery
+from referral_plugin.models import utcnow
+from referral_plugin.webhooks.intake import DUPLICATE
+from referral_plugin.webhooks.intake import FAILED
+from referral_plugin.webhooks.intake import IGNORED
+from referral_plugin.webhooks.intake import PROCESSED
+from referral_plugin.webhooks.intake import HeaderSource
+from referral_plugin.webhooks.intake import IntakeResult
+from referral_plugin.webhooks.intake import error_text
+from referral_plugin.webhooks.intake import run_handler
+from referral_plugin.webhooks.intake import verify_request
+from referral_plugin.webhooks.registry import Delivery
+from referral_plugin.webhooks.registry import handler_for
+
+logger = logging.getLogger(__name__)
+
+QUEUED = "queued"
+#: A delivery dropped unprocessed because ``customers/redact`` erased the customer it is about.
+REDACTED = "redacted"
+#: Statuses a job may claim.
+CLAIMABLE = (QUEUED, FAILED)
+PROCESS_JOB = "webhooks.process_delivery"
+SWEEP_JOB = "webhooks.sweep"
+
+#: Seconds a delivery may stay ``queued`` before the sweeper enqueues it again (``WEBHOOK_REQUEUE_AFTER_SECONDS``).
+DEFAULT_REQUEUE_AFTER_SECONDS = 120
+#: Job runs of one delivery before it is left ``failed`` as a dead letter (``WEBHOOK_MAX_ATTEMPTS``).
+DEFAULT_MAX_ATTEMPTS = 10
+#: A ``failed`` delivery whose Huey retries are spent is tried again this long after its last attempt.
+FAILED_RETRY_AFTER = dt.timedelta(minutes=10)
+#: Most deliveries of each kind (lost, failed) re-enqueued per sweep; the next sweep takes the rest.
+BATCH = 500
+
+_TABLE = t.cast(Table, WebhookDelivery.__table__)
+_C = _TABLE.c
+
+
+# --- Intake (the request) ------------------------------------------------------------------------------------
+
+
+def accept_webhook(body: bytes, headers: HeaderSource, *, secret: str,
+                   old_secret: str | None = None) -> IntakeResult:
+    """Verify one delivery like the inline intake, store it with its raw body and enqueue its processing."""
+    delivery, _payload = verify_request(body, headers, secret, old_secret)
+    return store_delivery(delivery, body)
+
+
+def store_delivery(delivery: Delivery, body: bytes) -> IntakeResult:
+    """Record ``delivery`` once with its raw body and enqueue the job after the commit; see the module docstring."""
+    handled = handler_for(delivery.topic) is not None
+    # A fresh transaction, as in the inline intake: whatever a caller sharing the session left is kept.
+    db.session.commit()
+    values = {
+        "shop_domain": delivery.shop_domain,
+        "topic": delivery.topic,
+        "webhook_id": delivery.webhook_id,
+        "event_id": delivery.event_id,
+        "triggered_at": delivery.triggered_at,
+        "api_version": delivery.api_version,
+        # Nothing to keep for a topic the app does not handle: record it as ignored, like the inline intake.
+        "status": QUEUED if handled else IGNORED,
+        "attempts": 0,
+        "received_at": utcnow(),
+        "payload": body.decode("utf-8") if handled else None,
+    }
+    row_id = _insert_once(values)
+    if row_id is None:
+        row_id = _requeue_failed(delivery, t.cast(str, values["payload"])) if handled else None
+        if row_id is None:
+            db.session.rollback()
+            logger.info("duplicate webhook %s %s for %s", delivery.topic, delivery.webhook_id,
+                        delivery.shop_domain)
+            return IntakeResult(DUPLICATE, delivery)
+    if handled:
+        enqueue_after_commit(PROCESS_JOB, row_id)
+    db.session.commit()
+    return IntakeResult(QUEUED if handled else IGNORED, delivery)
+
+
+def _insert_once(values: dict[str, t.Any]) -> int | None:
+    """Insert the delivery row; return its id, or None when a unique constraint says it exists."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        statement = pg_insert(_TABLE) if dialect == "postgresql" else sqlite_insert(_TABLE)
+        inserted = db.session.execute(statement.on_conflict_do_nothing().returning(_C.id), values)
+        return t.cast(int | None, inserted.scalar())
+    try:
+        with db.session.begin_nested():
+            return t.cast(int, db.session.execute(insert(_TABLE).returning(_C.id), values).scalar_one())
+    except IntegrityError:
+        return None
+
+
+def _same_delivery(delivery: Delivery) -> t.Any:
+    """Match the row a repeat of ``delivery`` collides with: same webhook id, or same topic event."""
+    same = _C.webhook_id == delivery.webhook_id
+    if delivery.event_id is not None:
+        same = or_(same, and_(_C.topic == delivery.topic, _C.event_id == delivery.event_id))
+    return and_(_C.shop_domain == delivery.shop_domain, same)
+
+
+def _requeue_failed(delivery: Delivery, body: str) -> int | None:
+    """Put an earlier ``failed`` row of this delivery back in the queue with the redelivered body; its id or None.
+
+    The conditional update is the lock: of two concurrent redeliveries only one sees ``failed``. The body
+    is taken again because a row that failed in inline mode never stored one.
+    """
+    claimed = db.session.execute(
+        update(_TABLE)
+        .where(_same_delivery(delivery), _C.status == FAILED)
+        .values(status=QUEUED, payload=body)
+        .returning(_C.id)
+    ).first()
+    return int(claimed[0]) if claimed is not None else None
+
+
+# --- Processing (the job) ------------------------------------------------------------------------------------
+
+
+def process_stored_delivery(delivery_id: int) -> str:
+    """Run the handler of a stored delivery once; return ``processed``, ``ignored`` or ``duplicate``.
+
+    ``duplicate`` means there was nothing to claim: another run processed it, or it is gone (``shop/redact``).
+
+    :raise TransientJobError: when the handler (or the commit) failed; the row is then ``failed``.
+    """
+    db.session.commit()
+    claimed = db.session.execute(
+        update(_TABLE)
+        .where(_C.id == delivery_id, _C.status.in_(CLAIMABLE))
+        .values(status=PROCESSED, attempts=_C.attempts + 1, processed_at=utcnow(), error=None)
+        .returning(_C.shop_domain, _C.topic, _C.webhook_id, _C.event_id, _C.triggered_at, _C.api_version,
+                   _C.payload)
+    ).first()
+    if claimed is None:
+        db.session.rollback()
+        return DUPLICATE
+    delivery = Delivery(shop_domain=claimed.shop_domain, topic=claimed.topic, webhook_id=claimed.webhook_id,
+                        event_id=claimed.event_id, triggered_at=claimed.triggered_at,
+                        api_version=claimed.api_version)
+    handler = handler_for(delivery.topic)
+    if handler is None or claimed.payload is None:
+        # The topic lost its handler since (a deploy), or there is no body to run it on.
+        _forget_payload(delivery_id, IGNORED)
+        db.session.commit()
+        return IGNORED
+    try:
+        run_handler(handler, delivery, json.loads(claimed.payload))
+        # The body goes in the same transaction as the work: processed means its customer data is gone.
+        _forget_payload(delivery_id)
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        logger.exception("queued webhook failed: %s %s for %s", delivery.topic, delivery.webhook_id,
+                         delivery.shop_domain)
+        _record_failure(delivery_id, exc)
+        raise TransientJobError(f"webhook {delivery.topic} {delivery.webhook_id} failed: {exc}") from exc
+    return PROCESSED
+
+
+def _forget_payload(delivery_id: int, status: str | None = None) -> None:
+    """Clear the stored body of a delivery (and set its status)."""
+    values: dict[str, t.Any] = {"payload": None}
+    if status is not None:
+        values["status"] = status
+    db.session.execute(update(_TABLE).where(_C.id == delivery_id).values(**values))
+
+
+def _record_failure(delivery_id: int, exc: BaseException) -> None:
+    """Record a failed attempt in its own short transaction; the body stays for the retry."""
+    try:
+        db.session.execute(
+            update(_TABLE)
+            .where(_C.id == delivery_id, _C.status.in_(CLAIMABLE))
+            .values(status=FAILED, error=error_text(exc), attempts=_C.attempts + 1, processed_at=utcnow())
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        logger.exception("could not record the failure of webhook delivery %s", delivery_id)
+
+
+# --- Sweeper -------------------------------------------------------------------------------------------------
+
+
+def requeue_after() -> dt.timedelta:
+    """Return how long a delivery may stay ``queued`` before it is enqueued again (config)."""
+    seconds = current_app.config.get("WEBHOOK_REQUEUE_AFTER_SECONDS", DEFAULT_REQUEUE_AFTER_SECONDS)
+    return dt.timedelta(seconds=float(seconds))
+
+
+def max_attempts() -> int:
+    """Return how many job runs a delivery gets before it stays ``failed`` (config)."""
+    return int(current_app.config.get("WEBHOOK_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+
+
+def lost_deliveries(now: dt.datetime, older_than: dt.timedelta, limit: int = BATCH) -> list[int]:
+    """Return ids of deliveries still ``queued`` since before ``now - older_than`` (their job was lost)."""
+    query = (
+        select(_C.id)
+        .where(_C.status == QUEUED, _C.received_at <= now - older_than, _C.payload.is_not(None))
+        .order_by(_C.received_at)
+        .limit(limit)
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def retryable_failures(now: dt.datetime, limit: int = BATCH) -> list[int]:
+    """Return ids of ``failed`` deliveries with a body and attempts to spare, idle since :data:`FAILED_RETRY_AFTER`."""
+    query = (
+        select(_C.id)
+        .where(_C.status == FAILED, _C.payload.is_not(None), _C.attempts < max_attempts(),
+               func.coalesce(_C.processed_at, _C.received_at) <= now - FAILED_RETRY_AFTER)
+        .order_by(_C.received_at)
+        .limit(limit)
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def sweep_deliveries(now: dt.datetime | None = None) -> dict[str, list[int]]:
+    """Re-enqueue lost and retryable failed deliveries (each at most once per interval); return their ids."""
+    now = now or utcnow()
+    every = requeue_after()
+    try:
+        found = {"lost": lost_deliveries(now, every), "failed": retryable_failures(now)}
+    finally:
+        db.session.rollback()  # nothing to keep; end the read transaction before the jobs run
+    queue = get_queue()
+    done: dict[str, list[int]] = {"lost": [], "failed": []}
+    for kind, ids in found.items():
+        for delivery_id in ids:
+            if not queue.claim(f"sweep:webhook:{delivery_id}", now, every):
+                continue
+            if kind == "lost":
+                queue.enqueue(PROCESS_JOB, delivery_id)
+            else:
+                # One attempt each: whatever is still failing waits for the next interval, then the cap.
+                queue.enqueue_single_attempt(PROCESS_JOB, delivery_id)
+            done[kind].append(delivery_id)
+        if done[kind]:
+            logger.info("webhook sweeper re-queued %d %s deliveries", len(done[kind]), kind)
+    return done
+
+
+def backlog() -> dict[str, int]:
+    """Count deliveries waiting for a worker (``queued``), failing (``failed``) and dead letters (``dead``)."""
+    cap = max_attempts()
+    rows = db.session.execute(
+        select(_C.status, _C.attempts >= cap, func.count())
+        .where(_C.status.in_(CLAIMABLE))
+        .group_by(_C.status, _C.attempts >= cap)
+    ).all()
+    counts = {QUEUED: 0, FAILED: 0, "dead": 0}
+    for status, over_cap, n in rows:
+        key = "dead" if status == FAILED and over_cap else status
+        counts[key] += int(n)
+    return counts
+
+
+# --- Privacy -------------------------------------------------------------------------------------------------
+
+
+def forget_customer_deliveries(shop_domain: str, redact_payload: t.Mapping[str, t.Any]) -> list[int]:
+    """Drop the stored, unprocessed deliveries of a shop that are about the customer ``customers/redact`` erases.
+
+    Processing them later would write the erased data back (an order's email onto the customer), so they
+    are marked ``redacted`` and their bodies cleared, and no job will claim them. Return their ids.
+    """
+    customer = _mapping(redact_payload.get("customer"))
+    customer_ids = {str(customer.get("id"))} if customer.get("id") not in (None, "") else set()
+    contacts = {str(customer[key]).strip().lower() for key in ("email", "phone") if customer.get(key)}
+    orders_raw = redact_payload.get("orders_to_redact")
+    orders = {str(order) for order in orders_raw} if isinstance(orders_raw, list) else set()
+    if not (customer_ids or contacts or orders):
+        return []
+    rows = db.session.execute(
+        select(_C.id, _C.topic, _C.payload)
+        .where(_C.shop_domain == shop_domain, _C.status.in_(CLAIMABLE), _C.payload.is_not(None))
+    ).all()
+    dropped = []
+    for row in rows:
+        about = _subjects(row.topic, row.payload)
+        if about["customers"] & customer_ids or about["contacts"] & contacts or about["orders"] & orders:
+            dropped.append(int(row.id))
+    if dropped:
+        db.session.execute(
+            update(_TABLE)
+            .where(_C.id.in_(dropped), _C.status.in_(CLAIMABLE))
+            .values(status=REDACTED, payload=None, error="dropped unprocessed by customers/redact")
+        )
+    return dropped
+
+
+def _mapping(value: t.Any) -> dict[str, t.Any]:
+    """Return ``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def _subjects(topic: str, raw: str) -> dict[str, set[str]]:
+    """Return the customer ids, contacts and order ids a stored delivery body is about."""
+    subjects: dict[str, set[str]] = {"customers": set(), "contacts": set(), "orders": set()}
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return subjects
+    if not isinstance(payload, dict):
+        return subjects
+    customer = _mapping(payload.get("customer"))
+    if customer.get("id") not in (None, ""):
+        subjects["customers"].add(str(customer["id"]))
+    if topic.startswith("customers/") and payload.get("id") not in (None, ""):
+        subjects["customers"].add(str(payload["id"]))
+    for source, key in ((payload, "email"), (payload, "contact_email"), (payload, "phone"),
+                        (customer, "email"), (customer, "phone")):
+        if source.get(key):
+            subjects["contacts"].add(str(source[key]).strip().lower())
+    if topic.startswith("orders/") and payload.get("id") not in (None, ""):
+        subjects["orders"].add(str(payload["id"]))
+    if payload.get("order_id") not in (None, ""):
+        subjects["orders"].add(str(payload["order_id"]))
+    return subjects
