@@ -13,13 +13,21 @@ import typing as t
 from collections.abc import Mapping
 
 import phonenumbers
+from sqlalchemy import BigInteger
 from sqlalchemy import ColumnElement
 from sqlalchemy import Integer
-from sqlalchemy import Row
+from sqlalchemy import Numeric
 from sqlalchemy import ScalarSelect
+from sqlalchemy import Select
+from sqlalchemy import String
 from sqlalchemy import bindparam
+from sqlalchemy import cast
 from sqlalchemy import func
+from sqlalchemy import literal_column
+from sqlalchemy import null
 from sqlalchemy import select
+from sqlalchemy import union_all
+from sqlalchemy.types import TypeEngine
 
 from referral_plugin.errors import NotFound
 from referral_plugin.errors import ValidationError
@@ -32,6 +40,7 @@ from referral_plugin.models import Referral
 from referral_plugin.models import ReferralCode
 from referral_plugin.models import RewardKind
 from referral_plugin.models import Shop
+from referral_plugin.models.base import UTCDateTime
 from referral_plugin.referrals.campaigns import ensure_default_campaign
 from referral_plugin.referrals.campaigns import get_campaign
 from referral_plugin.referrals.codes import get_or_create_code
@@ -292,9 +301,6 @@ def _invite_one(shop: Shop, advocate: Customer | None, campaign: Campaign | None
     return _status(False, INVALID_IDENTIFIER[0], f"{INVALID_IDENTIFIER[1]}: {outcome.reason}")
 
 
-#: A result row of any width (the lookup's pages are read by column name).
-AnyRow: t.TypeAlias = "Row[*tuple[t.Any, ...]]"
-
 # --- Lookup -----------------------------------------------------------------------------------------
 
 
@@ -390,15 +396,19 @@ def lookup_referrals(shop: Shop, query: LookupQuery) -> dict[str, t.Any]:
     customer = resolve_customer(shop, query.identifiers, warnings)
     params = {"shop_id": customer.shop_id, "campaign_id": campaign.id, "customer_id": customer.id,
               "limit": query.limit, "offset": query.offset}
-    # Plain rows of the columns the answer shows, through the session's connection: no ORM objects.
-    connection = db.session.connection()
-    head = connection.execute(_HEAD, params).one()
-    code = head.code if head.code is not None else get_or_create_code(shop, customer, campaign).code
-    invitees = [_invitee(row) for row in connection.execute(_INVITEES, params)]
-    referees = [_referee(row) for row in connection.execute(_REFEREES, params)]
-    incentives = [_incentive(row) for row in connection.execute(_INCENTIVES, params)]
+    # One round trip for the code, the three list lengths and the three pages, as plain rows (no ORM objects).
+    parts: dict[str, list[dict[str, t.Any]]] = {name: [] for name in _PART_NAMES}
+    for row in db.session.connection().execute(_LOOKUP, params):
+        part = _PART_NAMES[row[0]]
+        parts[part].append({name: row[at] for name, at in _PLACES[part]})
+    [head] = parts["head"]
+    code = head["code"] if head["code"] is not None else get_or_create_code(shop, customer, campaign).code
+    invitees = [_invitee(row) for row in parts["invitees"]]
+    referees = [_referee(row) for row in parts["referees"]]
+    incentives = [_incentive(row) for row in parts["incentives"]]
+    total = max(head["invitations"], head["referrals"], head["incentives"])
     return {
-        "pagination": {"limit": query.limit, "offset": query.offset, "total": max(head[1:])},
+        "pagination": {"limit": query.limit, "offset": query.offset, "total": total},
         "data": [{
             "customer": _customer_profile(customer),
             "referralCode": code,
@@ -432,34 +442,89 @@ def _count_of(table: t.Any, *where: ColumnElement[bool]) -> ScalarSelect[int]:
     return select(func.count()).select_from(table).where(*where).scalar_subquery()
 
 
-#: The customer's code in the campaign (None when it has none yet) and the length of each list, in one round trip.
-_HEAD = select(
-    select(_codes.code).where(_codes.campaign_id == _CAMPAIGN, _codes.customer_id == _CUSTOMER)
-    .scalar_subquery().label("code"),
-    _count_of(Invitation.__table__, *_INVITED).label("invitations"),
-    _count_of(Referral.__table__, *_REFERRED).label("referrals"),
-    _count_of(LedgerEntry.__table__, *_REWARDED).label("incentives"),
-)
-_INVITEES = (
-    select(_invitations.channel, _invitations.identifier, _invitations.name, _invitations.external_ref,
-           _invitations.invited_at, _invitations.source, _invitations.status, _invitations.joined_at,
-           _invitations.purchased_at)
-    .where(*_INVITED).order_by(_invitations.invited_at, _invitations.id).offset(_OFFSET).limit(_LIMIT)
-)
-_REFEREES = (
-    select(_friends.c.id.label("friend_id"), _friends.c.shopify_customer_id, _friends.c.first_name,
-           _friends.c.last_name, _friends.c.email, _friends.c.phone, _referrals.shopify_order_id,
-           _referrals.order_name, _referrals.status, _referrals.reason, _referrals.source, _referrals.created_at,
-           _referrals.decided_at, _referrals.hold_until)
-    .select_from(Referral.__table__.outerjoin(_friends, _friends.c.id == _referrals.friend_id))
-    .where(*_REFERRED).order_by(_referrals.created_at, _referrals.id).offset(_OFFSET).limit(_LIMIT)
-)
-_INCENTIVES = (
-    select(_ledger.reward_kind, _ledger.entry_type, _ledger.side, _ledger.points, _ledger.amount, _ledger.currency,
-           _ledger.discount_code, _ledger.reason, _ledger.shopify_order_id, _ledger.created_at,
-           _ledger.available_at)
-    .where(*_REWARDED).order_by(_ledger.created_at, _ledger.id).offset(_OFFSET).limit(_LIMIT)
-)
+#: Each part of the answer: its columns by name, what it reads, its filter and its order (None: the one head row).
+_PARTS: dict[str, tuple[list[tuple[str, ColumnElement[t.Any]]], t.Any, tuple[ColumnElement[bool], ...],
+                        tuple[ColumnElement[t.Any], ColumnElement[t.Any]] | None]] = {
+    # The customer's code in the campaign (None when it has none yet) and the length of each list.
+    "head": ([
+        ("code", select(_codes.code).where(_codes.campaign_id == _CAMPAIGN, _codes.customer_id == _CUSTOMER)
+         .scalar_subquery()),
+        ("invitations", _count_of(Invitation.__table__, *_INVITED)),
+        ("referrals", _count_of(Referral.__table__, *_REFERRED)),
+        ("incentives", _count_of(LedgerEntry.__table__, *_REWARDED)),
+    ], None, (), None),
+    "invitees": ([
+        (name, _invitations[name]) for name in ("channel", "identifier", "name", "external_ref", "invited_at",
+                                                "source", "status", "joined_at", "purchased_at")
+    ], Invitation.__table__, _INVITED, (_invitations.invited_at, _invitations.id)),
+    "referees": ([
+        ("friend_id", _friends.c.id),
+        *((name, _friends.c[name]) for name in ("shopify_customer_id", "first_name", "last_name", "email", "phone")),
+        *((name, _referrals[name]) for name in ("shopify_order_id", "order_name", "status", "reason", "source",
+                                                "created_at", "decided_at", "hold_until")),
+    ], Referral.__table__.outerjoin(_friends, _friends.c.id == _referrals.friend_id), _REFERRED,
+        (_referrals.created_at, _referrals.id)),
+    "incentives": ([
+        (name, _ledger[name]) for name in ("reward_kind", "entry_type", "side", "points", "amount", "currency",
+                                           "discount_code", "reason", "shopify_order_id", "created_at",
+                                           "available_at")
+    ], LedgerEntry.__table__, _REWARDED, (_ledger.created_at, _ledger.id)),
+}
+
+
+def _slot_type(column: ColumnElement[t.Any]) -> TypeEngine[t.Any]:
+    """Return the type of the shared column a value travels in: text, integer, timestamp or money."""
+    if isinstance(column.type, UTCDateTime):
+        return UTCDateTime()
+    if isinstance(column.type, Integer):
+        return BigInteger()
+    if isinstance(column.type, Numeric):
+        return Numeric(12, 2)
+    return String()
+
+
+def _combined_lookup() -> tuple[Select[t.Any], tuple[str, ...], dict[str, list[tuple[str, int]]]]:
+    """Build the lookup's one statement: each part a branch of a ``UNION ALL`` over shared, typed columns.
+
+    A branch fills the shared columns its values need (NULL elsewhere) and keeps its own page; the outer
+    ``ORDER BY`` (part, then each list's own order) puts the rows back in order. Returns the statement,
+    the part names by number, and where each part's columns are in a row.
+    """
+    slot_types: dict[str, TypeEngine[t.Any]] = {}
+    placement: dict[str, list[tuple[str, str]]] = {}
+    for part, (columns, _source, _where, _order) in _PARTS.items():
+        used: dict[str, int] = {}
+        placement[part] = []
+        for name, column in columns:
+            kind = _slot_type(column)
+            prefix = type(kind).__name__.lower()
+            used[prefix] = used.get(prefix, 0) + 1
+            slot = f"{prefix}_{used[prefix]}"
+            slot_types.setdefault(slot, kind)
+            placement[part].append((name, slot))
+    slots = sorted(slot_types)
+    branches = []
+    for number, (part, (columns, source, where, order)) in enumerate(_PARTS.items()):
+        values = {slot: column for (_name, slot), (_same, column) in zip(placement[part], columns, strict=True)}
+        branch = select(
+            literal_column(str(number), Integer).label("part"),
+            (order[0] if order else cast(null(), UTCDateTime)).label("sort_at"),
+            (order[1] if order else cast(null(), BigInteger)).label("sort_id"),
+            *(values.get(slot, cast(null(), slot_types[slot])).label(slot) for slot in slots),
+        )
+        if source is not None:
+            branch = branch.select_from(source)
+        if order is not None:
+            branch = branch.where(*where).order_by(*order).offset(_OFFSET).limit(_LIMIT)
+        branches.append(select(branch.subquery()))
+    combined = union_all(*branches).subquery("lookup")
+    statement = select(combined).order_by(combined.c.part, combined.c.sort_at, combined.c.sort_id)
+    at = {slot: 3 + index for index, slot in enumerate(slots)}
+    places = {part: [(name, at[slot]) for name, slot in placed] for part, placed in placement.items()}
+    return statement, tuple(_PARTS), places
+
+
+_LOOKUP, _PART_NAMES, _PLACES = _combined_lookup()
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -498,53 +563,53 @@ def _customer_profile(customer: Customer) -> dict[str, t.Any]:
     }
 
 
-def _invitee(row: AnyRow) -> dict[str, t.Any]:
+def _invitee(row: Mapping[str, t.Any]) -> dict[str, t.Any]:
     """Return one invitation: who was invited, how, when, and how far they got."""
     return {
-        "type": row.channel.upper(),
-        "identifier": row.identifier,
-        "name": row.name,
-        "invitedOn": row.external_ref or _iso(row.invited_at),
-        "invitedAt": _iso(row.invited_at),
-        "source": row.source,
-        "status": row.status,
-        "joinedAt": _iso(row.joined_at),
-        "purchasedAt": _iso(row.purchased_at),
+        "type": row["channel"].upper(),
+        "identifier": row["identifier"],
+        "name": row["name"],
+        "invitedOn": row["external_ref"] or _iso(row["invited_at"]),
+        "invitedAt": _iso(row["invited_at"]),
+        "source": row["source"],
+        "status": row["status"],
+        "joinedAt": _iso(row["joined_at"]),
+        "purchasedAt": _iso(row["purchased_at"]),
     }
 
 
-def _referee(row: AnyRow) -> dict[str, t.Any]:
+def _referee(row: Mapping[str, t.Any]) -> dict[str, t.Any]:
     """Return one referred friend with the referral's status and, when decided, its reason."""
-    known = row.friend_id is not None
+    known = row["friend_id"] is not None
     return {
-        "customerId": row.shopify_customer_id if known else None,
-        "firstName": row.first_name if known else None,
-        "lastName": row.last_name if known else None,
-        "identifiers": _identifiers(row.shopify_customer_id, row.email, row.phone) if known else [],
-        "eventType": "TRANSACTION" if row.shopify_order_id is not None else "REGISTRATION",
-        "orderName": row.order_name,
-        "status": row.status,
-        "reason": row.reason,
-        "source": row.source,
-        "referredOn": _iso(row.created_at),
-        "decidedOn": _iso(row.decided_at),
-        "holdUntil": _iso(row.hold_until),
+        "customerId": row["shopify_customer_id"] if known else None,
+        "firstName": row["first_name"] if known else None,
+        "lastName": row["last_name"] if known else None,
+        "identifiers": _identifiers(row["shopify_customer_id"], row["email"], row["phone"]) if known else [],
+        "eventType": "TRANSACTION" if row["shopify_order_id"] is not None else "REGISTRATION",
+        "orderName": row["order_name"],
+        "status": row["status"],
+        "reason": row["reason"],
+        "source": row["source"],
+        "referredOn": _iso(row["created_at"]),
+        "decidedOn": _iso(row["decided_at"]),
+        "holdUntil": _iso(row["hold_until"]),
     }
 
 
-def _incentive(row: AnyRow) -> dict[str, t.Any]:
+def _incentive(row: Mapping[str, t.Any]) -> dict[str, t.Any]:
     """Return one ledger row of the customer: a reward earned, held, released, issued or taken back."""
     return {
-        "type": "POINTS" if row.reward_kind == RewardKind.POINTS else "COUPON",
-        "entryType": row.entry_type,
-        "side": row.side,
-        "rewardKind": row.reward_kind,
-        "points": row.points,
-        "amount": float(row.amount),
-        "currency": row.currency,
-        "couponCode": row.discount_code,
-        "reason": row.reason,
-        "orderId": row.shopify_order_id,
-        "issuedOn": _iso(row.created_at),
-        "availableAt": _iso(row.available_at),
+        "type": "POINTS" if row["reward_kind"] == RewardKind.POINTS else "COUPON",
+        "entryType": row["entry_type"],
+        "side": row["side"],
+        "rewardKind": row["reward_kind"],
+        "points": row["points"],
+        "amount": float(row["amount"]),
+        "currency": row["currency"],
+        "couponCode": row["discount_code"],
+        "reason": row["reason"],
+        "orderId": row["shopify_order_id"],
+        "issuedOn": _iso(row["created_at"]),
+        "availableAt": _iso(row["available_at"]),
     }
