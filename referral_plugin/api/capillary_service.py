@@ -386,23 +386,24 @@ def lookup_referrals(shop: Shop, query: LookupQuery) -> dict[str, t.Any]:
     ``pagination.total`` is the length of the longest of them.
     """
     warnings = list(query.warnings)
+    campaign: Campaign | None = None  # None: the shop's default, found by the statement itself
     if query.campaign_token is not None:
         campaign = get_campaign(shop, query.campaign_token)
         if campaign is None:
             raise ValidationError("Internal error with the referral system: campaignToken is invalid.",
                                   code=LOOKUP_INVALID_CAMPAIGN, field="campaignToken")
-    else:
-        campaign = ensure_default_campaign(shop)
     customer = resolve_customer(shop, query.identifiers, warnings)
-    params = {"shop_id": customer.shop_id, "campaign_id": campaign.id, "customer_id": customer.id,
-              "limit": query.limit, "offset": query.offset}
+    params = {"shop_id": customer.shop_id, "campaign_id": campaign.id if campaign else None,
+              "customer_id": customer.id, "limit": query.limit, "offset": query.offset}
     # One round trip for the code, the three list lengths and the three pages, as plain rows (no ORM objects).
     parts: dict[str, list[dict[str, t.Any]]] = {name: [] for name in _PART_NAMES}
     for row in db.session.connection().execute(_LOOKUP, params):
         part = _PART_NAMES[row[0]]
         parts[part].append({name: row[at] for name, at in _PLACES[part]})
     [head] = parts["head"]
-    code = head["code"] if head["code"] is not None else get_or_create_code(shop, customer, campaign).code
+    code = head["code"]
+    if code is None:  # no code in the campaign yet (or no default campaign yet: its lists are empty)
+        code = get_or_create_code(shop, customer, campaign or ensure_default_campaign(shop)).code
     invitees = [_invitee(row) for row in parts["invitees"]]
     referees = [_referee(row) for row in parts["referees"]]
     incentives = [_incentive(row) for row in parts["incentives"]]
@@ -428,7 +429,12 @@ _ledger = LedgerEntry.__table__.c
 _friends = Customer.__table__.alias("friend")
 _codes = ReferralCode.__table__.c
 _SHOP = bindparam("shop_id", type_=Integer)
-_CAMPAIGN = bindparam("campaign_id", type_=Integer)
+#: The campaign asked for, else the shop's default one (as the engine's ``get_default_campaign`` finds it).
+_CAMPAIGN = func.coalesce(
+    bindparam("campaign_id", type_=Integer),
+    select(Campaign.__table__.c.id)
+    .where(Campaign.__table__.c.shop_id == _SHOP, Campaign.__table__.c.is_default.is_(True)).scalar_subquery(),
+)
 _CUSTOMER = bindparam("customer_id", type_=Integer)
 _LIMIT = bindparam("limit", type_=Integer)
 _OFFSET = bindparam("offset", type_=Integer)

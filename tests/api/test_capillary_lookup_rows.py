@@ -229,3 +229,17 @@ def test_the_same_shopify_id_in_another_shop_is_another_customer(api: ApiClient,
     assert theirs["pagination"]["total"] == 1
     assert [i["identifier"] for i in theirs["data"][0]["invitees"]] == ["twin@example.com"]
     assert theirs["data"][0]["referralCode"] != mine["referralCode"]
+
+
+def test_a_shop_without_a_default_campaign_gets_one_and_a_code(api: ApiClient, api_shop: Shop) -> None:
+    """With no default campaign yet, the lookup creates it (as the engine does) and answers with a fresh code."""
+    add_customer(api_shop, 9301, email="new@example.com")
+    db.session.delete(ensure_default_campaign(api_shop))
+    db.session.commit()
+    body = lookup(api, identifierValue="9301")
+    assert body["pagination"]["total"] == 0
+    [item] = body["data"]
+    assert item["referralCode"] and (item["invitees"], item["referee"], item["incentives"]) == ([], [], [])
+    campaign = db.session.scalar(db.select(Campaign).where(Campaign.shop_id == api_shop.id, Campaign.is_default))
+    assert campaign is not None
+    assert lookup(api, identifierValue="9301")["data"][0]["referralCode"] == item["referralCode"]
