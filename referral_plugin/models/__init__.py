@@ -24,6 +24,9 @@ from referral_plugin.models.referral import ReferralCode
 from referral_plugin.models.referral import ReferralStatus
 from referral_plugin.models.shop import OAuthState
 from referral_plugin.models.shop import Shop
+from referral_plugin.models.summary import SummaryDay
+from referral_plugin.models.summary import SummaryDayKey
+from referral_plugin.models.summary import SummaryState
 
 __all__ = [
     "ApiKey",
@@ -47,6 +50,9 @@ __all__ = [
     "RewardKind",
     "Shop",
     "Side",
+    "SummaryDay",
+    "SummaryDayKey",
+    "SummaryState",
     "UTCDateTime",
     "WebhookDelivery",
     "utcnow",

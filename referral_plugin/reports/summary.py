@@ -9,6 +9,7 @@ sorted, grouped or sent to Python, so the cost follows the rows in range, read f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import typing as t
 from decimal import Decimal
@@ -16,9 +17,12 @@ from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
 from sqlalchemy import CTE
+from sqlalchemy import BigInteger
 from sqlalchemy import ColumnElement
+from sqlalchemy import Date
 from sqlalchemy import Integer
 from sqlalchemy import and_
+from sqlalchemy import cast
 from sqlalchemy import column
 from sqlalchemy import distinct
 from sqlalchemy import func
@@ -124,19 +128,23 @@ def check_range(start: dt.date, end: dt.date) -> None:
                               field="end")
 
 
-def _day_table(zone: ZoneInfo, start: dt.date, end: dt.date) -> CTE:
-    """Return the shop's days as a VALUES table ``(i, lo, hi)`` of UTC bounds, computed with zoneinfo.
+def _day_table(zone: ZoneInfo, days: t.Sequence[dt.date]) -> CTE:
+    """Return the shop's days as a VALUES table ``(i, d, lo, hi)`` of UTC bounds, computed with zoneinfo.
 
     Daylight-saving days (23 or 25 hours) and half-hour zones come out exact, whatever the database.
     A CTE rather than ``(VALUES ...) AS t (cols)``, which SQLite cannot parse.
     """
-    rows: list[tuple[t.Any, t.Any, t.Any]] = []
-    for index in range((end - start).days + 1):
-        day = start + dt.timedelta(days=index)
+    rows: list[tuple[t.Any, t.Any, t.Any, t.Any]] = []
+    for index, day in enumerate(days):
         low, high = utc_bounds(zone, day, day)
-        rows.append((index, low, high))
-    return values(column("i", Integer), column("lo", UTCDateTime()), column("hi", UTCDateTime()),
-                  name="shop_days").data(rows).cte("shop_days")
+        rows.append((index, day, low, high))
+    return values(column("i", Integer), column("d", Date), column("lo", UTCDateTime()),
+                  column("hi", UTCDateTime()), name="shop_days").data(rows).cte("shop_days")
+
+
+def day_list(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Return the days ``start`` to ``end``, both included."""
+    return [start + dt.timedelta(days=index) for index in range((end - start).days + 1)]
 
 
 def _money(value: Decimal | float | int | None) -> Decimal:
@@ -145,11 +153,49 @@ def _money(value: Decimal | float | int | None) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def _exact(value: Decimal | float | int | None, places: Decimal) -> Decimal:
+    """Return one day's money total at a fixed precision, the same whether it was summed now or cached."""
+    return _money(value).quantize(places)
+
+
 def _number(value: Decimal) -> float:
     return float(value.quantize(Decimal("0.01")))
 
 
-def shop_summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
+CENT = Decimal("0.01")
+#: Percentage discounts are rate x subtotal / 100: two decimals times two, over a hundred.
+MICRO = Decimal("0.000001")
+
+
+@dataclasses.dataclass
+class DayFigures:
+    """One shop day's additive figures."""
+
+    clicks: int = 0
+    invites: int = 0
+    signups: int = 0
+    orders: int = 0
+    revenue: Decimal = Decimal(0)
+    points: int = 0
+    coupons: int = 0
+    fixed_discounts: Decimal = Decimal(0)
+    percent_discounts: Decimal = Decimal(0)
+
+
+@dataclasses.dataclass
+class Figures:
+    """Everything the summary counts over a range, before it is shaped for the page."""
+
+    days: dict[dt.date, DayFigures]
+    rewarded: int
+    reversed: int
+    #: The top advocates, best first: (customer id, referred orders, revenue in cents).
+    advocates: list[tuple[int, int, int]]
+    #: Net points in range of each top advocate.
+    points: dict[int, int]
+
+
+def shop_summary(shop: Shop, start: dt.date, end: dt.date, *, cached: bool = True) -> dict[str, t.Any]:
     """Return the program's figures for the shop's days ``start`` to ``end`` (both included).
 
     Days are the shop's days (``shop.timezone``); each figure counts events whose time falls in
@@ -175,11 +221,23 @@ def shop_summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
       on hold and the next release.
     - ``series``: one entry per day with the counts above.
 
+    Closed days come from the roll-up (:mod:`referral_plugin.reports.rollup`), the recent tail from the
+    raw rows; ``cached=False`` computes everything from the raw rows (the reference the roll-up is
+    tested against). Both give the same numbers.
+
     :raise ValidationError: ``INVALID_RANGE`` or ``RANGE_TOO_LONG``.
     """
     check_range(start, end)
     with _without_jit():
-        return _summary(shop, start, end)
+        zone = shop_zone(shop)
+        figures = None
+        if cached:
+            from referral_plugin.reports import rollup
+
+            figures = rollup.figures(shop, zone, start, end)
+        if figures is None:
+            figures = raw_figures(shop, zone, start, end)
+        return _shape(shop, zone, start, end, figures)
 
 
 @contextlib.contextmanager
@@ -200,14 +258,18 @@ def _without_jit() -> t.Iterator[None]:
     db.session.execute(select(func.set_config("jit", previous, True)))
 
 
-def _summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
-    """Compute :func:`shop_summary` for a checked range."""
-    zone = shop_zone(shop)
-    low, high = utc_bounds(zone, start, end)
-    days = _day_table(zone, start, end)
+def raw_days(shop: Shop, zone: ZoneInfo, days: t.Sequence[dt.date], session: t.Any = None) -> dict[dt.date, DayFigures]:
+    """Count each of ``days``' additive figures from the raw rows (one statement, one row per day).
+
+    Money is summed per day and fixed at cents (micro-units for percentage discounts), so a day summed
+    now and the same day read back from the roll-up are the same number on every database.
+    """
+    if not days:
+        return {}
+    table = _day_table(zone, days)
 
     def in_day(column_: t.Any) -> ColumnElement[bool]:
-        return and_(column_ >= days.c.lo, column_ < days.c.hi)
+        return and_(column_ >= table.c.lo, column_ < table.c.hi)
 
     def count(model: t.Any, column_: t.Any, *where: ColumnElement[bool]) -> t.Any:
         return select(func.count()).where(model.shop_id == shop.id, in_day(column_), *where).scalar_subquery()
@@ -222,9 +284,15 @@ def _summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
     value_rows = LedgerEntry.entry_type.in_(VALUE_ENTRY_TYPES)
     money_off = or_(LedgerEntry.reward_kind == RewardKind.FIXED_AMOUNT.value,
                     LedgerEntry.reason == APPLIED_AT_CHECKOUT)
-    rows = db.session.execute(
+    percent = (select(func.sum(LedgerEntry.amount * Referral.order_subtotal / 100))
+               .join(Referral, Referral.id == LedgerEntry.referral_id)
+               .where(LedgerEntry.shop_id == shop.id, in_day(LedgerEntry.created_at), value_rows,
+                      LedgerEntry.reward_kind == RewardKind.PERCENTAGE.value,
+                      or_(LedgerEntry.reason.is_(None), LedgerEntry.reason != APPLIED_AT_CHECKOUT))
+               .scalar_subquery())
+    rows = (session or db.session).execute(
         select(
-            days.c.i,
+            table.c.i,
             count(Click, Click.created_at),
             count(Invitation, Invitation.invited_at),
             count(Referral, Referral.created_at),
@@ -234,60 +302,55 @@ def _summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
                   LedgerEntry.reward_kind == RewardKind.POINTS.value),
             count(LedgerEntry, LedgerEntry.created_at, LedgerEntry.entry_type == EntryType.ISSUE.value),
             total(LedgerEntry.amount, LedgerEntry, LedgerEntry.created_at, value_rows, money_off),
-        ).order_by(days.c.i)
+            percent,
+        ).order_by(table.c.i)
     ).all()
-    series: dict[dt.date, dict[str, t.Any]] = {}
-    fixed_discounts = Decimal(0)
-    for index, clicks_, invites, signups, orders, revenue, points, coupons, money in rows:
-        series[start + dt.timedelta(days=int(index))] = {
-            "clicks": int(clicks_),
-            "invites": int(invites),
-            "signups": int(signups),
-            "referredOrders": int(orders),
-            "referralRevenue": _money(revenue),
-            "pointsAwarded": int(points or 0),
-            "couponsIssued": int(coupons),
-        }
-        fixed_discounts += _money(money)
+    result: dict[dt.date, DayFigures] = {}
+    for index, clicks_, invites, signups, orders, revenue, points, coupons, money, percent_ in rows:
+        result[days[int(index)]] = DayFigures(
+            clicks=int(clicks_), invites=int(invites), signups=int(signups), orders=int(orders),
+            revenue=_exact(revenue, CENT), points=int(points or 0), coupons=int(coupons),
+            fixed_discounts=_exact(money, CENT), percent_discounts=_exact(percent_, MICRO))
+    return result
 
-    percent_discounts = _money(db.session.execute(
-        select(func.sum(LedgerEntry.amount * Referral.order_subtotal / 100))
-        .join(Referral, Referral.id == LedgerEntry.referral_id)
-        .where(
-            LedgerEntry.shop_id == shop.id,
-            LedgerEntry.created_at >= low,
-            LedgerEntry.created_at < high,
-            LedgerEntry.entry_type.in_(VALUE_ENTRY_TYPES),
-            LedgerEntry.reward_kind == RewardKind.PERCENTAGE.value,
-            or_(LedgerEntry.reason.is_(None), LedgerEntry.reason != APPLIED_AT_CHECKOUT),
-        )
-    ).scalar())
 
+def raw_figures(shop: Shop, zone: ZoneInfo, start: dt.date, end: dt.date) -> Figures:
+    """Compute every ranged figure from the raw rows."""
+    low, high = utc_bounds(zone, start, end)
+    days = raw_days(shop, zone, day_list(start, end))
     rewarded, reversed_ = _funnel_tail(shop, low, high)
+    advocates = top_advocates_raw(shop, low, high)
+    points = advocate_points_raw(shop, low, high, [row[0] for row in advocates])
+    return Figures(days=days, rewarded=rewarded, reversed=reversed_, advocates=advocates, points=points)
 
-    totals: dict[str, t.Any] = {
-        key: sum((day[key] for day in series.values()), Decimal(0) if key == "referralRevenue" else 0)
-        for key in ("clicks", "invites", "signups", "referredOrders", "referralRevenue", "pointsAwarded",
-                    "couponsIssued")
-    }
-    revenue_total: Decimal = totals["referralRevenue"]
-    points_cost = Decimal(totals["pointsAwarded"]) * _money(shop.point_value)
+
+def _shape(shop: Shop, zone: ZoneInfo, start: dt.date, end: dt.date, figures: Figures) -> dict[str, t.Any]:
+    """Turn :class:`Figures` into the ``/admin/api/summary`` document."""
+    series = figures.days
+    totals = DayFigures()
+    for row in series.values():
+        for field in dataclasses.fields(DayFigures):
+            setattr(totals, field.name, getattr(totals, field.name) + getattr(row, field.name))
+    revenue_total = totals.revenue
+    points_cost = Decimal(totals.points) * _money(shop.point_value)
+    fixed_discounts = totals.fixed_discounts
+    percent_discounts = totals.percent_discounts
     rewards_cost = points_cost + fixed_discounts + percent_discounts
-    clicks = totals["clicks"]
+    clicks = totals.clicks
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
         "timezone": zone.key,
         "currency": shop.currency,
         "clicks": clicks,
-        "invites": totals["invites"],
-        "signups": totals["signups"],
-        "referredOrders": totals["referredOrders"],
+        "invites": totals.invites,
+        "signups": totals.signups,
+        "referredOrders": totals.orders,
         "referralRevenue": _number(revenue_total),
-        "pointsAwarded": totals["pointsAwarded"],
-        "couponsIssued": totals["couponsIssued"],
-        "conversionRate": round(totals["referredOrders"] / clicks, 4) if clicks else 0.0,
-        "signupRate": round(totals["signups"] / clicks, 4) if clicks else 0.0,
+        "pointsAwarded": totals.points,
+        "couponsIssued": totals.coupons,
+        "conversionRate": round(totals.orders / clicks, 4) if clicks else 0.0,
+        "signupRate": round(totals.signups / clicks, 4) if clicks else 0.0,
         "pointValue": float(_money(shop.point_value)),
         "rewardsCost": _number(rewards_cost),
         "rewardsCostBreakdown": {
@@ -298,15 +361,24 @@ def _summary(shop: Shop, start: dt.date, end: dt.date) -> dict[str, t.Any]:
         "roi": round(float((revenue_total - rewards_cost) / rewards_cost), 4) if rewards_cost > 0 else None,
         "funnel": [
             {"step": "clicks", "label": "Link clicks", "count": clicks},
-            {"step": "signups", "label": "Friends signed up", "count": totals["signups"]},
-            {"step": "firstOrders", "label": "First orders", "count": totals["referredOrders"]},
-            {"step": "rewarded", "label": "Rewarded", "count": rewarded},
-            {"step": "reversed", "label": "Reversed", "count": reversed_},
+            {"step": "signups", "label": "Friends signed up", "count": totals.signups},
+            {"step": "firstOrders", "label": "First orders", "count": totals.orders},
+            {"step": "rewarded", "label": "Rewarded", "count": figures.rewarded},
+            {"step": "reversed", "label": "Reversed", "count": figures.reversed},
         ],
-        "topAdvocates": _top_advocates(shop, low, high),
+        "topAdvocates": _top_advocates(shop, figures),
         "pending": _pending(shop),
         "series": [
-            {"date": day.isoformat(), **{k: (_number(v) if isinstance(v, Decimal) else v) for k, v in row.items()}}
+            {
+                "date": day.isoformat(),
+                "clicks": row.clicks,
+                "invites": row.invites,
+                "signups": row.signups,
+                "referredOrders": row.orders,
+                "referralRevenue": _number(row.revenue),
+                "pointsAwarded": row.points,
+                "couponsIssued": row.coupons,
+            }
             for day, row in sorted(series.items())
         ],
     }
@@ -331,18 +403,15 @@ def _funnel_tail(shop: Shop, low: dt.datetime, high: dt.datetime) -> tuple[int, 
     return int(rewarded), int(reversed_)
 
 
-def mask_email(email: str | None) -> str | None:
-    """Return ``j***@example.com`` for ``jane@example.com``: enough to recognise, not to harvest."""
-    if not email or "@" not in email:
-        return None
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
+def cents(expression: t.Any) -> t.Any:
+    """Return ``expression`` (money with two decimals) as whole cents, exact on every database."""
+    return cast(func.round(expression * 100), BigInteger)
 
 
-def _top_advocates(shop: Shop, low: dt.datetime, high: dt.datetime) -> list[dict[str, t.Any]]:
-    """Return the advocates with the most referred orders in range."""
+def top_advocates_raw(shop: Shop, low: dt.datetime, high: dt.datetime) -> list[tuple[int, int, int]]:
+    """Return the advocates with the most referred orders in range: (id, orders, revenue cents)."""
     orders = func.count().label("orders")
-    revenue = func.sum(OrderAttribution.total).label("revenue")
+    revenue = func.coalesce(func.sum(cents(OrderAttribution.total)), 0).label("revenue")
     rows = db.session.execute(
         select(OrderAttribution.advocate_id, orders, revenue)
         .where(
@@ -356,13 +425,14 @@ def _top_advocates(shop: Shop, low: dt.datetime, high: dt.datetime) -> list[dict
         .order_by(orders.desc(), revenue.desc(), OrderAttribution.advocate_id)
         .limit(TOP_ADVOCATES)
     ).all()
-    ids = [row[0] for row in rows]
+    return [(int(a), int(o), int(r)) for a, o, r in rows]
+
+
+def advocate_points_raw(shop: Shop, low: dt.datetime, high: dt.datetime, ids: t.Sequence[int]) -> dict[int, int]:
+    """Return each of ``ids``' net points earned in range."""
     if not ids:
-        return []
-    customers = {
-        c.id: c for c in db.session.scalars(select(Customer).where(Customer.shop_id == shop.id, Customer.id.in_(ids)))
-    }
-    points = dict(db.session.execute(
+        return {}
+    return {int(t.cast(int, k)): int(v or 0) for k, v in db.session.execute(
         select(LedgerEntry.customer_id, func.sum(LedgerEntry.points))
         .where(
             LedgerEntry.shop_id == shop.id,
@@ -370,21 +440,39 @@ def _top_advocates(shop: Shop, low: dt.datetime, high: dt.datetime) -> list[dict
             LedgerEntry.created_at < high,
             # "+ 0" keeps the planner on the date-range covering index: the customer_id index would
             # read every row a top advocate ever earned (100k+ at scale) to keep the few in range.
-            (LedgerEntry.customer_id + 0).in_(ids),
+            (LedgerEntry.customer_id + 0).in_(list(ids)),
             LedgerEntry.entry_type.in_(VALUE_ENTRY_TYPES),
         )
         .group_by(LedgerEntry.customer_id)
-    ).all())
+    ).all()}
+
+
+def mask_email(email: str | None) -> str | None:
+    """Return ``j***@example.com`` for ``jane@example.com``: enough to recognise, not to harvest."""
+    if not email or "@" not in email:
+        return None
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _top_advocates(shop: Shop, figures: Figures) -> list[dict[str, t.Any]]:
+    """Shape the top advocates with their names (masked) and points."""
+    ids = [row[0] for row in figures.advocates]
+    if not ids:
+        return []
+    customers = {
+        c.id: c for c in db.session.scalars(select(Customer).where(Customer.shop_id == shop.id, Customer.id.in_(ids)))
+    }
     result = []
-    for advocate_id, count, total in rows:
-        customer = customers.get(t.cast(int, advocate_id))
+    for advocate_id, count, revenue_cents in figures.advocates:
+        customer = customers.get(advocate_id)
         result.append({
             "customerId": customer.shopify_customer_id if customer else None,
             "name": customer.display_name if customer and not customer.redacted_at else "Redacted customer",
             "email": mask_email(customer.email) if customer else None,
-            "referredOrders": int(count),
-            "referralRevenue": _number(_money(total)),
-            "pointsEarned": int(points.get(advocate_id) or 0),
+            "referredOrders": count,
+            "referralRevenue": _number(Decimal(revenue_cents) / 100),
+            "pointsEarned": figures.points.get(advocate_id, 0),
         })
     return result
 
