@@ -187,11 +187,14 @@ def main(argv: t.Sequence[str]) -> int:
         )
         for i in range(total)
     ]
+    # Wall-clock times, for bench/run.py to measure how long queued deliveries take to be processed after this.
+    first_sent = time.time()
     if args.warmup:
         asyncio.run(run_load(args.url, bodies[: args.warmup], min(args.concurrency, args.warmup), args.max_seconds))
     latencies, statuses, wall = asyncio.run(
         run_load(args.url, bodies[args.warmup :], args.concurrency, args.max_seconds)
     )
+    last_answered = time.time()
     ok = sum(1 for s in statuses if 200 <= s < 300)
     result = {
         "concurrency": args.concurrency,
@@ -204,6 +207,9 @@ def main(argv: t.Sequence[str]) -> int:
         "p50_ms": round(percentile(latencies, 50) * 1000, 2),
         "p95_ms": round(percentile(latencies, 95) * 1000, 2),
         "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        "warmup": args.warmup,
+        "first_sent_at": first_sent,
+        "last_answered_at": last_answered,
     }
     print(json.dumps(result))
     return 0

@@ -166,45 +166,135 @@ def run_load(url: str, concurrency: int, requests: int, first_order: int, codes:
     return t.cast(Row, json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def ingest(backend: str, url: str, redis_url: str, requests: int, concurrencies: tuple[int, ...]) -> list[Row]:
-    """Benchmark the baseline route and real ingest on one database; return table rows."""
+def _ingest_row(what: str, concurrency: int, figures: Row, load: str) -> Row:
+    """Return one table row of a load run."""
+    return {
+        "part": "ingest",
+        "what": what,
+        "concurrency": concurrency,
+        "n": figures["sent"],
+        "errors": figures["errors"],
+        "throughput": figures["throughput"],
+        "p50_ms": figures["p50_ms"],
+        "p95_ms": figures["p95_ms"],
+        "p99_ms": figures["p99_ms"],
+        "load": load,
+    }
+
+
+def _judge(row: Row, backend: str, concurrency: int, ratio: float) -> None:
+    """Set the ratio and, for PostgreSQL at 200 in flight, the verdict against issue 6's target."""
+    row["ratio"] = round(ratio, 2)
+    row["target"] = ""
+    if backend == "PostgreSQL" and concurrency == 200:
+        met = ratio >= 0.5 and row["p99_ms"] < 50
+        row["target"] = "≥ 0.5× baseline, p99 < 50 ms — " + ("met" if met else "not met")
+
+
+def waiting_deliveries(url: str) -> tuple[int, int]:
+    """Return how many deliveries are still waiting for a worker (queued or failed) and how many are processed."""
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT status, count(*) FROM webhook_deliveries GROUP BY status")
+            ).all()
+    finally:
+        engine.dispose()
+    counts = {str(status): int(n) for status, n in rows}
+    return counts.get("queued", 0) + counts.get("failed", 0), counts.get("processed", 0)
+
+
+def wait_for_drain(url: str, timeout: float = 900.0) -> float:
+    """Poll until no delivery waits for a worker; return the wall-clock time it happened."""
+    deadline = time.time() + timeout
+    while True:
+        waiting, _ = waiting_deliveries(url)
+        if waiting == 0:
+            return time.time()
+        if time.time() > deadline:
+            raise TimeoutError(f"{waiting} deliveries still waiting for a worker after {timeout}s")
+        time.sleep(0.1)
+
+
+class Consumer:
+    """``flask --app app worker`` in its own process, as production runs the job consumers."""
+
+    def __init__(self, env: dict[str, str], threads: int) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix="rp-worker-", suffix=".log", delete=False)  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "worker", "--workers", str(threads)],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL after 20 s) and remove its log."""
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def ingest(backend: str, url: str, redis_url: str, requests: int, concurrencies: tuple[int, ...],
+           consumer_threads: int = 4) -> list[Row]:
+    """Benchmark the baseline route, inline ingest and queued ingest on one database; return table rows.
+
+    Inline and queued run on separate servers (one at a time), each with its own baseline measured right
+    before, so every ratio compares two loads on the same server under the same conditions.
+    """
     codes = prepare_ingest_database(url)
-    env = app_environment(url, redis_url=redis_url, extra={"BENCH_BASELINE_ROUTE": "true"})
-    server = AppServer(env, workers=(os.cpu_count() or 1) * 2 + 1)
+    workers = (os.cpu_count() or 1) * 2 + 1
     rows: list[Row] = []
+    order = 100_000_000
+    env = app_environment(url, redis_url=redis_url, extra={"BENCH_BASELINE_ROUTE": "true"})
+    server = AppServer(env, workers=workers)
     server.start()
     try:
-        order = 100_000_000
         for concurrency in concurrencies:
             load = load_average()
             base = run_load(server.url + "/__bench/webhook-baseline", concurrency, requests, order, codes)
             order += 1_000_000
             real = run_load(server.url + "/webhooks", concurrency, requests, order, codes)
             order += 1_000_000
-            ratio = real["throughput"] / base["throughput"] if base["throughput"] else 0.0
-            for name, figures in (("baseline (HMAC only)", base), ("orders/paid ingest", real)):
-                rows.append(
-                    {
-                        "part": "ingest",
-                        "what": f"{name}, {backend}",
-                        "concurrency": concurrency,
-                        "n": figures["sent"],
-                        "errors": figures["errors"],
-                        "throughput": figures["throughput"],
-                        "p50_ms": figures["p50_ms"],
-                        "p95_ms": figures["p95_ms"],
-                        "p99_ms": figures["p99_ms"],
-                        "load": load,
-                    }
-                )
-            target = ""
-            if backend == "PostgreSQL" and concurrency == 200:
-                target = "≥ 0.5× baseline, p99 < 50 ms"
-                met = ratio >= 0.5 and real["p99_ms"] < 50
-                target += " — met" if met else " — not met"
-            rows[-1]["ratio"] = round(ratio, 2)
-            rows[-1]["target"] = target
+            rows.append(_ingest_row(f"baseline (HMAC only), {backend}", concurrency, base, load))
+            rows.append(_ingest_row(f"orders/paid ingest, inline, {backend}", concurrency, real, load))
+            _judge(rows[-1], backend, concurrency, real["throughput"] / base["throughput"] if base["throughput"] else 0)
     finally:
+        server.stop()
+
+    # Queued: the same server settings plus a job consumer in its own process, running during the load.
+    queued_env = {**env, "WEBHOOK_PROCESSING": "queued"}
+    server = AppServer(queued_env, workers=workers)
+    server.start()
+    consumer = Consumer({k: v for k, v in queued_env.items() if not k.startswith("GUNICORN_")}, consumer_threads)
+    try:
+        for concurrency in concurrencies:
+            load = load_average()
+            base = run_load(server.url + "/__bench/webhook-baseline", concurrency, requests, order, codes)
+            order += 1_000_000
+            wait_for_drain(url)  # nothing left over from an earlier run
+            real = run_load(server.url + "/webhooks", concurrency, requests, order, codes)
+            order += 1_000_000
+            drained = wait_for_drain(url)
+            rows.append(_ingest_row(f"baseline (HMAC only), {backend}, queued server", concurrency, base, load))
+            row = _ingest_row(f"orders/paid ingest, queued + {consumer_threads}-thread consumer, {backend}",
+                              concurrency, real, load)
+            # Drain: from the last 200 to the moment no delivery waits. End to end: every delivery sent (the
+            # warm-up too) from the first request to the moment all were processed.
+            processed = real["ok"] + real["warmup"]
+            row["drain_s"] = round(drained - real["last_answered_at"], 1)
+            row["processed_per_s"] = round(processed / (drained - real["first_sent_at"]), 1)
+            rows.append(row)
+            _judge(rows[-1], backend, concurrency, real["throughput"] / base["throughput"] if base["throughput"] else 0)
+    finally:
+        consumer.stop()
         server.stop()
     rows[-1]["check"] = f"{backend}: " + exactly_once_check(url)
     return rows
@@ -320,6 +410,8 @@ COLUMNS = (
     ("p50_ms", "p50 ms", ">"),
     ("p95_ms", "p95 ms", ">"),
     ("p99_ms", "p99 ms", ">"),
+    ("drain_s", "drain s", ">"),
+    ("processed_per_s", "processed/s", ">"),
     ("load", "load", ">"),
     ("target", "target", "<"),
 )
@@ -328,7 +420,7 @@ COLUMNS = (
 def _cell(row: Row, key: str) -> str:
     value = row.get(key, "")
     if isinstance(value, float):
-        if key == "throughput":
+        if key in ("throughput", "processed_per_s", "drain_s"):
             return f"{value:,.1f}"
         return f"{value:,.2f}" if key.endswith("_ms") or key == "ratio" else f"{value:g}"
     return str(value)
@@ -423,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="deliveries per ingest run (default 3000, quick 300)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--summary-on-postgres", action="store_true", help="load summary.py's rows into PostgreSQL")
+    parser.add_argument("--ingest-on", choices=("sqlite", "postgresql"), action="append",
+                        help="ingest on this database only (default: both)")
+    parser.add_argument("--consumer-threads", type=int, default=4,
+                        help="worker threads of the job consumer during the queued ingest (default 4)")
     args = parser.parse_args(argv)
     parts = set(args.only or ("ingest", "lookup", "widget", "summary"))
     requests = args.requests or (300 if args.quick else 3000)
@@ -439,14 +535,16 @@ def main(argv: list[str] | None = None) -> int:
         redis_server.start()
         info = machine(pg)
         print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), flush=True)
-        if "ingest" in parts:
+        ingest_on = set(args.ingest_on or ("sqlite", "postgresql"))
+        if "ingest" in parts and "sqlite" in ingest_on:
             with tempfile.TemporaryDirectory(prefix="rp-bench-") as tmp:
                 sqlite_url = f"sqlite:///{tmp}/ingest.sqlite"
                 print("ingest on SQLite...", flush=True)
-                rows += ingest("SQLite", sqlite_url, redis_server.url, requests, (50, 200))
+                rows += ingest("SQLite", sqlite_url, redis_server.url, requests, (50, 200), args.consumer_threads)
+        if "ingest" in parts and "postgresql" in ingest_on:
             print("ingest on PostgreSQL...", flush=True)
             pg_url = create_database(pg.url, "bench_ingest")
-            rows += ingest("PostgreSQL", pg_url, redis_server.url, requests, (50, 200))
+            rows += ingest("PostgreSQL", pg_url, redis_server.url, requests, (50, 200), args.consumer_threads)
         if "lookup" in parts:
             print("Capillary lookup...", flush=True)
             new_rows, outputs["bench/lookup.py"] = lookup(create_database(pg.url, "bench_lookup"), referrals)

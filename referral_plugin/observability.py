@@ -178,11 +178,11 @@ def _finish_request(response: Response) -> Response:
 
 def _topic_label(topic: str | None, status: int) -> str:
     """Bound label cardinality: only topics we handle, and only once the signature was good."""
-    from referral_plugin.webhooks.registry import handled_topics
+    from referral_plugin.webhooks.registry import handler_for
 
     if status == 401:
         return "unverified"
-    if topic and topic in handled_topics():
+    if topic and handler_for(topic) is not None:
         return topic
     return "other"
 

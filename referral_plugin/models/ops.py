@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
+from sqlalchemy import DDL
 from sqlalchemy import JSON
 from sqlalchemy import BigInteger
 from sqlalchemy import ForeignKey
@@ -12,6 +13,7 @@ from sqlalchemy import Index
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import event
 from sqlalchemy import text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -74,6 +76,19 @@ class WebhookDelivery(Base):
 
     def __repr__(self) -> str:
         return f"<WebhookDelivery {self.topic} {self.webhook_id} {self.status}>"
+
+
+#: PostgreSQL compresses a stored body (an order is ~15 KB of JSON) with pglz by default, which costs the
+#: queued intake's insert more than everything else it does; lz4 is about four times cheaper, and MAIN keeps
+#: the compressed body in the row instead of the TOAST table when it fits. Servers without lz4 keep pglz.
+_PAYLOAD_STORAGE = DDL(  # type: ignore[no-untyped-call]  # SQLAlchemy leaves DDL.__init__ untyped
+    "DO $$ BEGIN "
+    "ALTER TABLE webhook_deliveries ALTER COLUMN payload SET STORAGE MAIN; "
+    "BEGIN ALTER TABLE webhook_deliveries ALTER COLUMN payload SET COMPRESSION lz4; "
+    "EXCEPTION WHEN others THEN NULL; END; "
+    "END $$"
+).execute_if(dialect="postgresql")
+event.listen(WebhookDelivery.__table__, "after_create", _PAYLOAD_STORAGE)
 
 
 class ApiKey(Base):

@@ -74,13 +74,29 @@ class IntakeResult:
         return 500 if self.status == FAILED else 200
 
 
+def shopify_headers(headers: HeaderSource) -> dict[str, str]:
+    """Return the non-empty Shopify headers by name without prefix (``X-Shopify-`` or ``Shopify-``, any case).
+
+    One pass over the headers: the first of two spellings of one name wins.
+    """
+    found: dict[str, str] = {}
+    for key, value in headers.items():
+        lower = key.lower()
+        if lower.startswith("x-shopify-"):
+            name = lower[10:]
+        elif lower.startswith("shopify-"):
+            name = lower[8:]
+        else:
+            continue
+        value = value.strip()
+        if value and name not in found:
+            found[name] = value
+    return found
+
+
 def shopify_header(headers: HeaderSource, name: str) -> str | None:
     """Return the Shopify header ``name`` (e.g. ``topic``), prefixed ``X-Shopify-`` or ``Shopify-``, any case."""
-    wanted = {f"x-shopify-{name}", f"shopify-{name}"}
-    for key, value in headers.items():
-        if key.lower() in wanted and value.strip():
-            return value.strip()
-    return None
+    return shopify_headers(headers).get(name)
 
 
 def parse_triggered_at(raw: str | None) -> dt.datetime | None:
@@ -103,7 +119,17 @@ def read_delivery(headers: HeaderSource) -> Delivery:
     :raise InvalidShopDomain: when the shop domain is not ``{handle}.myshopify.com``.
     :raise BadRequest: when a header is longer than any real Shopify value.
     """
-    values = {name: shopify_header(headers, name) for name in (*_REQUIRED, *_OPTIONAL)}
+    return _delivery_from(shopify_headers(headers))
+
+
+def _delivery_from(found: dict[str, str]) -> Delivery:
+    """Read the delivery's metadata from the Shopify headers :func:`shopify_headers` found.
+
+    :raise MissingHeaders: when the topic, shop domain or webhook id is missing.
+    :raise InvalidShopDomain: when the shop domain is not ``{handle}.myshopify.com``.
+    :raise BadRequest: when a header is longer than any real Shopify value.
+    """
+    values = {name: found.get(name) for name in (*_REQUIRED, *_OPTIONAL)}
     missing = [f"X-Shopify-{name.title()}" for name in _REQUIRED if not values[name]]
     if missing:
         raise MissingHeaders("missing webhook headers: " + ", ".join(missing), details={"missing": missing})
@@ -142,13 +168,14 @@ def verify_request(body: bytes, headers: HeaderSource, secret: str,
     :raise InvalidSignature: (401) when the HMAC header is missing or wrong.
     :raise BadRequest: (400) when the body is empty or not a JSON object, or headers are missing or bad.
     """
-    signature = shopify_header(headers, "hmac-sha256")
+    found = shopify_headers(headers)
+    signature = found.get("hmac-sha256")
     if not signature:
         raise InvalidSignature("X-Shopify-Hmac-Sha256 is missing")
     if not body:
         raise BadRequest("webhook body is empty", code="MISSING_BODY")
     verify_webhook(body, signature, secret, old_secret)
-    delivery = read_delivery(headers)
+    delivery = _delivery_from(found)
     return delivery, parse_payload(body)
 
 

@@ -1,11 +1,11 @@
 """Queued intake (``WEBHOOK_PROCESSING=queued``): answer Shopify after one durable insert, process in a job.
 
 The request verifies the HMAC on the raw bytes, checks the headers, parses the JSON (so a malformed body
-is still a 400) and then does one statement: ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of the
-delivery with its raw body and status ``queued``. It commits, hands ``webhooks.process_delivery`` to the job
-queue after the commit, and answers 200. A repeat (same webhook id, or same topic and event id) inserts
-nothing and is answered 200 as a duplicate, unless the earlier delivery ``failed``: then the repeat claims
-that row back to ``queued`` and enqueues it again.
+is still a 400) and then does one statement, committed on its own (autocommit): ``INSERT ... ON CONFLICT DO
+NOTHING RETURNING id`` of the delivery with its raw body and status ``queued``. Once it is committed it hands
+``webhooks.process_delivery`` to the job queue, and answers 200. A repeat (same webhook id, or same topic and
+event id) inserts nothing and is answered 200 as a duplicate, unless the earlier delivery ``failed``: then the
+repeat claims that row back to ``queued`` and enqueues it again.
 
 The job runs the topic's handler exactly as the inline intake does, in one transaction whose first statement
 claims the row with a conditional update (``queued``/``failed`` → ``processed``): on PostgreSQL that row lock,
@@ -14,9 +14,9 @@ claim. The raw body goes in the same transaction (it holds customer data). A han
 back, recorded as ``failed`` in a short transaction of its own, and raised again so Huey retries with backoff.
 
 Nothing is lost between the commit and the enqueue: the periodic :func:`sweep_deliveries` re-enqueues rows
-left ``queued`` (a process died in between, or a worker died holding the job; Huey does not acknowledge jobs)
-and ``failed`` rows under :data:`DEFAULT_MAX_ATTEMPTS`. Beyond that they stay ``failed``: the dead letters,
-counted in ``/metrics``.
+left ``queued`` (a process died in between, or a worker died holding the job; Huey does not acknowledge jobs;
+looked for only while the queue is empty, so a backlog is not enqueued twice) and ``failed`` rows under
+:data:`DEFAULT_MAX_ATTEMPTS`. Beyond that they stay ``failed``: the dead letters, counted in ``/metrics``.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from referral_plugin.extensions import db
 from referral_plugin.jobs import TransientJobError
-from referral_plugin.jobs import enqueue_after_commit
 from referral_plugin.jobs import get_queue
 from referral_plugin.models import WebhookDelivery
 from referral_plugin.models import utcnow
@@ -90,10 +90,13 @@ def accept_webhook(body: bytes, headers: HeaderSource, *, secret: str,
 
 
 def store_delivery(delivery: Delivery, body: bytes) -> IntakeResult:
-    """Record ``delivery`` once with its raw body and enqueue the job after the commit; see the module docstring."""
+    """Record ``delivery`` once with its raw body, then enqueue its job; see the module docstring.
+
+    The insert is one statement on a connection of its own in autocommit mode: its own transaction, one
+    round trip (no BEGIN and COMMIT around it), and nothing the caller's session holds is touched.
+    """
     handled = handler_for(delivery.topic) is not None
-    # A fresh transaction, as in the inline intake: whatever a caller sharing the session left is kept.
-    db.session.commit()
+    body_text = body.decode("utf-8") if handled else None
     values = {
         "shop_domain": delivery.shop_domain,
         "topic": delivery.topic,
@@ -105,32 +108,41 @@ def store_delivery(delivery: Delivery, body: bytes) -> IntakeResult:
         "status": QUEUED if handled else IGNORED,
         "attempts": 0,
         "received_at": utcnow(),
-        "payload": body.decode("utf-8") if handled else None,
+        "payload": body_text,
     }
-    row_id = _insert_once(values)
+    with db.engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        row_id = _insert_once(connection, values)
+        if row_id is None and body_text is not None:
+            row_id = _requeue_failed(connection, delivery, body_text)
     if row_id is None:
-        row_id = _requeue_failed(delivery, t.cast(str, values["payload"])) if handled else None
-        if row_id is None:
-            db.session.rollback()
-            logger.info("duplicate webhook %s %s for %s", delivery.topic, delivery.webhook_id,
-                        delivery.shop_domain)
-            return IntakeResult(DUPLICATE, delivery)
-    if handled:
-        enqueue_after_commit(PROCESS_JOB, row_id)
-    db.session.commit()
-    return IntakeResult(QUEUED if handled else IGNORED, delivery)
-
-
-def _insert_once(values: dict[str, t.Any]) -> int | None:
-    """Insert the delivery row; return its id, or None when a unique constraint says it exists."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        statement = pg_insert(_TABLE) if dialect == "postgresql" else sqlite_insert(_TABLE)
-        inserted = db.session.execute(statement.on_conflict_do_nothing().returning(_C.id), values)
-        return t.cast(int | None, inserted.scalar())
+        logger.info("duplicate webhook %s %s for %s", delivery.topic, delivery.webhook_id, delivery.shop_domain)
+        return IntakeResult(DUPLICATE, delivery)
+    if not handled:
+        return IntakeResult(IGNORED, delivery)
     try:
-        with db.session.begin_nested():
-            return t.cast(int, db.session.execute(insert(_TABLE).returning(_C.id), values).scalar_one())
+        # After the commit (the insert committed itself); lost if this process dies first: the sweeper
+        # finds the row still queued and enqueues it again.
+        get_queue().enqueue(PROCESS_JOB, row_id)
+    except Exception:
+        logger.exception("could not enqueue webhook delivery %s; the sweeper will", row_id)
+    return IntakeResult(QUEUED, delivery)
+
+
+#: The insert of each dialect, built once: building it per request costs more than running it.
+_INSERTS: dict[str, t.Any] = {
+    "postgresql": pg_insert(_TABLE).on_conflict_do_nothing().returning(_C.id),
+    "sqlite": sqlite_insert(_TABLE).on_conflict_do_nothing().returning(_C.id),
+}
+
+
+def _insert_once(connection: Connection, values: dict[str, t.Any]) -> int | None:
+    """Insert the delivery row; return its id, or None when a unique constraint says it exists."""
+    statement = _INSERTS.get(connection.dialect.name)
+    if statement is not None:
+        return t.cast(int | None, connection.execute(statement, values).scalar())
+    try:
+        return t.cast(int, connection.execute(insert(_TABLE).returning(_C.id), values).scalar_one())
     except IntegrityError:
         return None
 
@@ -143,13 +155,13 @@ def _same_delivery(delivery: Delivery) -> t.Any:
     return and_(_C.shop_domain == delivery.shop_domain, same)
 
 
-def _requeue_failed(delivery: Delivery, body: str) -> int | None:
+def _requeue_failed(connection: Connection, delivery: Delivery, body: str) -> int | None:
     """Put an earlier ``failed`` row of this delivery back in the queue with the redelivered body; its id or None.
 
     The conditional update is the lock: of two concurrent redeliveries only one sees ``failed``. The body
     is taken again because a row that failed in inline mode never stored one.
     """
-    claimed = db.session.execute(
+    claimed = connection.execute(
         update(_TABLE)
         .where(_same_delivery(delivery), _C.status == FAILED)
         .values(status=QUEUED, payload=body)
@@ -265,11 +277,14 @@ def sweep_deliveries(now: dt.datetime | None = None) -> dict[str, list[int]]:
     """Re-enqueue lost and retryable failed deliveries (each at most once per interval); return their ids."""
     now = now or utcnow()
     every = requeue_after()
+    queue = get_queue()
+    # A delivery still queued behind a backlog is not lost: its job is waiting. Only an empty queue tells
+    # the two apart, so lost jobs are looked for then (a flash sale's backlog is not enqueued twice).
+    backlogged = _pending_jobs(queue) > 0
     try:
-        found = {"lost": lost_deliveries(now, every), "failed": retryable_failures(now)}
+        found = {"lost": [] if backlogged else lost_deliveries(now, every), "failed": retryable_failures(now)}
     finally:
         db.session.rollback()  # nothing to keep; end the read transaction before the jobs run
-    queue = get_queue()
     done: dict[str, list[int]] = {"lost": [], "failed": []}
     for kind, ids in found.items():
         for delivery_id in ids:
@@ -284,6 +299,14 @@ def sweep_deliveries(now: dt.datetime | None = None) -> dict[str, list[int]]:
         if done[kind]:
             logger.info("webhook sweeper re-queued %d %s deliveries", len(done[kind]), kind)
     return done
+
+
+def _pending_jobs(queue: t.Any) -> int:
+    """Return how many jobs wait in the queue (0 when the storage cannot say)."""
+    try:
+        return int(queue.huey.pending_count())
+    except Exception:  # noqa: BLE001 - an unknown depth must not stop the sweep
+        return 0
 
 
 def backlog() -> dict[str, int]:
