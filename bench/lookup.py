@@ -10,9 +10,11 @@ Usage::
 The data is generated inside PostgreSQL with ``INSERT ... SELECT generate_series`` (a minute, not an hour):
 100,000 advocates with one code each, a new friend per referral (10 referrals per advocate), an invitation
 per referral, and for 40 % of the referrals an attribution and the two grants they earned; a second shop
-shares the tables so every query must scope by shop. Then signed API requests (``X-Api-Key``) for random
-advocates are timed through the Flask test client (the app's own work, no network) by e-mail and by
-external id, and a table of p50/p95/max is printed.
+shares the tables so every query must scope by shop; then ``VACUUM ANALYZE``, as autovacuum would do
+soon after such a load. Then signed API requests (``X-Api-Key``) for random advocates are timed through
+the Flask test client (the app's own work, no network) by e-mail and by external id, and a table of
+p50/p95/max is printed. ``--heavy N`` adds one advocate with N referrals (an influencer: referrals per
+advocate follow a power law in real shops) and a third row timing random pages of its lists.
 """
 
 from __future__ import annotations
@@ -128,9 +130,84 @@ def _load(referrals: int, advocates: int) -> dict[str, t.Any]:
             for statement in statements:
                 connection.execute(text(statement), params)
         base += 50_000_000
-    with db.engine.begin() as connection:
-        connection.execute(text("ANALYZE"))
+    _vacuum_analyze()
     return {"key": key, "advocates": advocates, "base": 10_000_000}
+
+
+#: Shopify id of the one heavy advocate (below the generated ranges), and the first id of its friends.
+HEAVY_ID = 9_000_000
+HEAVY_FRIENDS = 8_000_000
+
+
+def _load_heavy(referrals: int) -> None:
+    """Give the bench shop one advocate with ``referrals`` referrals (an influencer), unless it has them already.
+
+    Referrals per advocate follow a power law in real shops; this one tells what a big advocate costs.
+    Each referral has its friend and invitation, and 40 % of them the two grants they earned.
+    """
+    from sqlalchemy import text
+
+    from referral_plugin.extensions import db
+
+    params = {"heavy": HEAVY_ID, "friends": HEAVY_FRIENDS, "refs": referrals}
+    with db.engine.begin() as connection:
+        shop, campaign = connection.execute(text(
+            "SELECT s.id, c.id FROM shops s JOIN campaigns c ON c.shop_id = s.id AND c.is_default "
+            "WHERE s.shopify_domain = :domain"), {"domain": SHOP}).one()
+        params.update(shop=shop, campaign=campaign)
+        have = connection.execute(text(
+            "SELECT count(*) FROM referrals r JOIN customers c ON c.id = r.advocate_id "
+            "WHERE c.shop_id = :shop AND c.shopify_customer_id = :heavy"), params).scalar_one()
+        if have == referrals:
+            return
+        if have:
+            raise SystemExit(f"the heavy advocate has {have} referrals, not {referrals}: load afresh")
+        statements = [
+            """INSERT INTO customers (shop_id, shopify_customer_id, email, email_canonical, first_name, last_name,
+                   created_at, updated_at, paid_orders_count)
+               VALUES (:shop, :heavy, 'heavy@bench-lookup.example', 'heavy@bench-lookup.example', 'Hedy',
+                       'Influencer', now() at time zone 'utc', now() at time zone 'utc', 0)""",
+            """INSERT INTO customers (shop_id, shopify_customer_id, email, email_canonical, first_name, last_name,
+                   created_at, updated_at, paid_orders_count)
+               SELECT :shop, :friends + g, 'hfriend' || g || '@bench-lookup.example',
+                      'hfriend' || g || '@bench-lookup.example', 'Hal' || g, 'Friend',
+                      (now() at time zone 'utc') - (g % 730) * interval '1 day', now() at time zone 'utc',
+                      CASE WHEN g % 5 < 2 THEN 1 ELSE 0 END
+               FROM generate_series(1, :refs) g""",
+            """INSERT INTO referral_codes (shop_id, campaign_id, customer_id, code, created_at)
+               SELECT :shop, :campaign, id, 'HEAVYC1', now() at time zone 'utc'
+               FROM customers WHERE shop_id = :shop AND shopify_customer_id = :heavy""",
+            """CREATE TEMP TABLE heavy_pairs ON COMMIT DROP AS
+               SELECT g, a.id AS advocate_id, f.id AS friend_id, rc.id AS code_id, f.email AS friend_email,
+                      (now() at time zone 'utc') - (g % 730) * interval '1 day' - g * interval '1 second' AS at
+               FROM generate_series(1, :refs) g
+               JOIN customers a ON a.shop_id = :shop AND a.shopify_customer_id = :heavy
+               JOIN customers f ON f.shop_id = :shop AND f.shopify_customer_id = :friends + g
+               JOIN referral_codes rc ON rc.customer_id = a.id""",
+            """INSERT INTO invitations (shop_id, campaign_id, advocate_id, channel, identifier, status, source,
+                   friend_id, invited_at)
+               SELECT :shop, :campaign, advocate_id, 'email', friend_email,
+                      CASE WHEN g % 5 < 2 THEN 'purchased' ELSE 'joined' END, 'widget', friend_id, at
+               FROM heavy_pairs""",
+            """INSERT INTO referrals (shop_id, campaign_id, referral_code_id, advocate_id, friend_id, source, status,
+                   shopify_order_id, order_subtotal, order_total, currency, created_at, decided_at)
+               SELECT :shop, :campaign, code_id, advocate_id, friend_id, 'discount_code',
+                      CASE WHEN g % 5 < 2 THEN 'rewarded' ELSE 'pending' END,
+                      CASE WHEN g % 5 < 2 THEN 800000000 + g END, 120, 120, 'USD', at,
+                      CASE WHEN g % 5 < 2 THEN at END
+               FROM heavy_pairs""",
+            """INSERT INTO ledger_entries (shop_id, customer_id, referral_id, campaign_id, entry_type, side,
+                   reward_kind, points, amount, idempotency_key, shopify_order_id, created_at)
+               SELECT r.shop_id, CASE s.side WHEN 'advocate' THEN r.advocate_id ELSE r.friend_id END, r.id,
+                      r.campaign_id, 'grant', s.side, 'points', s.points, 0,
+                      'grant:' || r.shopify_order_id || ':' || s.side, r.shopify_order_id, r.created_at
+               FROM referrals r JOIN heavy_pairs p ON p.friend_id = r.friend_id
+               CROSS JOIN (VALUES ('advocate', 100), ('friend', 50)) AS s(side, points)
+               WHERE r.shop_id = :shop AND r.shopify_order_id IS NOT NULL""",
+        ]
+        for statement in statements:
+            connection.execute(text(statement), params)
+    _vacuum_analyze()
 
 
 def _time(client: t.Any, paths: list[str], key: str) -> dict[str, float]:
@@ -239,8 +316,6 @@ def _database(url: str | None, reuse: Path | None) -> Iterator[tuple[str, KeptPo
 
 def _ensure_schema() -> None:
     """Create missing tables, and indexes added to the models since the data was loaded (kept clusters)."""
-    from sqlalchemy import text
-
     from referral_plugin.extensions import db
 
     db.create_all()
@@ -248,11 +323,25 @@ def _ensure_schema() -> None:
         for table in db.metadata.sorted_tables:
             for index in table.indexes:
                 index.create(connection, checkfirst=True)
-        connection.execute(text("ANALYZE"))
+    _vacuum_analyze()
 
 
-def run(database: str, referrals: int, requests: int, kept: KeptPostgres | None = None) -> dict[str, t.Any]:
-    """Load the data into ``database`` (unless ``kept`` already holds it) and time the lookup; return the figures."""
+def _vacuum_analyze() -> None:
+    """VACUUM ANALYZE every table, as autovacuum would soon after a bulk load (statistics and visibility map)."""
+    from sqlalchemy import text
+
+    from referral_plugin.extensions import db
+
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+
+
+def run(database: str, referrals: int, requests: int, kept: KeptPostgres | None = None,
+        heavy: int = 0) -> dict[str, t.Any]:
+    """Load the data into ``database`` (unless ``kept`` already holds it) and time the lookup; return the figures.
+
+    With ``heavy``, one more advocate has that many referrals and a third row times its pages.
+    """
     from referral_plugin import create_app
     from referral_plugin.extensions import db
 
@@ -283,6 +372,8 @@ def run(database: str, referrals: int, requests: int, kept: KeptPostgres | None 
             if kept is not None:
                 kept.save(referrals=referrals, key=loaded["key"], base=loaded["base"],
                           load_seconds=round(load_seconds, 1))
+        if heavy:
+            _load_heavy(heavy)
         db.session.remove()
     client = app.test_client()
     rng = random.Random(7)
@@ -296,8 +387,14 @@ def run(database: str, referrals: int, requests: int, kept: KeptPostgres | None 
         f"&identifierValue={loaded['base'] + rng.randint(1, advocates)}"
         for _ in range(requests)
     ]
+    # Random pages of the heavy advocate's lists (Capillary clients page with limit/offset).
+    by_heavy = [
+        "/v2/customers/lookup/referrals?source=INSTORE&identifierName=externalId"
+        f"&identifierValue={HEAVY_ID}&limit=10&offset={rng.randrange(0, heavy, 10)}"
+        for _ in range(requests // 3 if heavy else 0)
+    ]
     _time(client, by_email[:20], loaded["key"])  # warm caches and the connection pool
-    figures = {
+    figures: dict[str, t.Any] = {
         "referrals": referrals,
         "load_seconds": round(load_seconds, 1),
         "load_average": round(os.getloadavg()[0], 2),
@@ -306,6 +403,10 @@ def run(database: str, referrals: int, requests: int, kept: KeptPostgres | None 
             "GET /v2/customers/lookup/referrals (externalId)": _time(client, by_id, loaded["key"]),
         },
     }
+    if by_heavy:
+        _time(client, by_heavy[:5], loaded["key"])
+        name = f"GET /v2/customers/lookup/referrals (advocate with {heavy:,} referrals, random page)"
+        figures["routes"][name] = _time(client, by_heavy, loaded["key"])
     with app.app_context():
         db.engine.dispose()
     return figures
@@ -321,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                         "/tmp/lookup-pg); later runs with the same --referrals skip the load")
     parser.add_argument("--referrals", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--heavy", type=int, default=0, metavar="N",
+                        help="also give one advocate N referrals and time random pages of its lists")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.reuse is not None:
@@ -331,13 +434,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--reuse must be outside the repository (e.g. /tmp/lookup-pg)")
     with _database(args.database, args.reuse) as (url, kept):
         reused = kept is not None and kept.state().get("referrals") == args.referrals
-        figures = run(url, args.referrals, args.requests, kept)
+        figures = run(url, args.referrals, args.requests, kept, args.heavy)
     how = "reused from an earlier run" if reused else "loaded"
     print(f"Capillary lookup: {figures['referrals']:,} referrals on PostgreSQL ({how} in {figures['load_seconds']} s);"
           f" load average {figures['load_average']:.2f} when timing started")
-    print(f"{'route':<50} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    width = max(50, *(len(name) for name in figures["routes"]))
+    print(f"{'route':<{width}} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, row in figures["routes"].items():
-        print(f"{name:<50} {row['n']:>5} {row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} {row['max_ms']:>8.2f}")
+        print(f"{name:<{width}} {row['n']:>5} {row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} {row['max_ms']:>8.2f}")
     if args.json:
         print(json.dumps(figures))
     return 0

@@ -518,10 +518,13 @@ def _combined_lookup() -> tuple[Select[t.Any], tuple[str, ...], dict[str, list[t
             (order[1] if order else cast(null(), BigInteger)).label("sort_id"),
             *(values.get(slot, cast(null(), slot_types[slot])).label(slot) for slot in slots),
         )
-        if source is not None:
-            branch = branch.select_from(source)
         if order is not None:
-            branch = branch.where(*where).order_by(*order).offset(_OFFSET).limit(_LIMIT)
+            # The page's ids first (from the index alone), then only those rows: a deep offset of a big
+            # advocate's list then walks index entries, not table rows and their friends.
+            sort_at, row_id = order
+            page = (select(row_id.label("id")).where(*where).order_by(sort_at, row_id).offset(_OFFSET).limit(_LIMIT)
+                    .subquery(f"{part}_page"))
+            branch = branch.select_from(page.join(source, page.c.id == row_id))
         branches.append(select(branch.subquery()))
     combined = union_all(*branches).subquery("lookup")
     statement = select(combined).order_by(combined.c.part, combined.c.sort_at, combined.c.sort_id)

@@ -56,6 +56,8 @@ class LedgerEntry(Base):
         # Covers the dashboard summary's per-day figures, so they are read from the index alone.
         Index("ix_ledger_entries_shop_created_cover", "shop_id", "created_at", "entry_type", "reward_kind",
               "points", "amount", "referral_id", "customer_id", "reason"),
+        # The Capillary lookup: a customer's rows in a campaign, counted and paged in order from the index.
+        Index("ix_ledger_entries_shop_customer_created", "shop_id", "customer_id", "campaign_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -79,6 +79,8 @@ class Invitation(Base):
         UniqueConstraint("campaign_id", "advocate_id", "channel", "identifier"),
         Index("ix_invitations_shop_identifier", "shop_id", "channel", "identifier"),
         Index("ix_invitations_shop_invited", "shop_id", "invited_at"),
+        # The Capillary lookup: an advocate's invitations in a campaign, counted and paged in order from the index.
+        Index("ix_invitations_shop_advocate_invited", "shop_id", "advocate_id", "campaign_id", "invited_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -124,6 +126,8 @@ class Referral(Base):
         Index("ix_referrals_shop_created", "shop_id", "created_at"),
         # The dashboard's pending panel and review queue: held referrals by release date, from the index.
         Index("ix_referrals_shop_status_hold", "shop_id", "status", "hold_until"),
+        # The Capillary lookup: an advocate's referrals in a campaign, counted and paged in order from the index.
+        Index("ix_referrals_shop_advocate_created", "shop_id", "advocate_id", "campaign_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
