@@ -294,7 +294,10 @@ def main() -> None:
     with app.app_context():
         started = time.perf_counter()
         if args.reuse:
-            db.create_all()  # adds indexes the models gained since the data was kept
+            db.create_all()  # adds the tables the models gained since the data was kept...
+            for table in db.metadata.sorted_tables:  # ... and the indexes (create_all skips existing tables)
+                for index in table.indexes:
+                    index.create(db.engine, checkfirst=True)
             big = db.session.scalars(db.select(Shop).where(Shop.shopify_domain == "bench-shop.myshopify.com")).one()
         else:
             db.drop_all()

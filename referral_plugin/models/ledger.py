@@ -13,6 +13,7 @@ from sqlalchemy import Numeric
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -56,6 +57,9 @@ class LedgerEntry(Base):
         # Covers the dashboard summary's per-day figures, so they are read from the index alone.
         Index("ix_ledger_entries_shop_created_cover", "shop_id", "created_at", "entry_type", "reward_kind",
               "points", "amount", "referral_id", "customer_id", "reason"),
+        # The summary's points on hold: hold rows only (a few), read from the index by shop and referral.
+        Index("ix_ledger_entries_shop_holds", "shop_id", "referral_id", "points", "available_at",
+              sqlite_where=text("entry_type = 'hold'"), postgresql_where=text("entry_type = 'hold'")),
         # The Capillary lookup: a customer's rows in a campaign, counted and paged in order from the index.
         Index("ix_ledger_entries_shop_customer_created", "shop_id", "customer_id", "campaign_id", "created_at", "id"),
     )

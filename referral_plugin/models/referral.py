@@ -14,6 +14,7 @@ from sqlalchemy import Index
 from sqlalchemy import Numeric
 from sqlalchemy import String
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import text
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -126,6 +127,9 @@ class Referral(Base):
         Index("ix_referrals_shop_created", "shop_id", "created_at"),
         # The dashboard's pending panel and review queue: held referrals by release date, from the index.
         Index("ix_referrals_shop_status_hold", "shop_id", "status", "hold_until"),
+        # The summary's points on hold: the held referrals' ids alone, merged with the ledger's open holds.
+        Index("ix_referrals_shop_held", "shop_id", "id", sqlite_where=text("status = 'held'"),
+              postgresql_where=text("status = 'held'")),
         # The Capillary lookup: an advocate's referrals in a campaign, counted and paged in order from the index.
         Index("ix_referrals_shop_advocate_created", "shop_id", "advocate_id", "campaign_id", "created_at", "id"),
     )
