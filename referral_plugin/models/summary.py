@@ -15,7 +15,6 @@ from decimal import Decimal
 from sqlalchemy import BigInteger
 from sqlalchemy import Date
 from sqlalchemy import ForeignKey
-from sqlalchemy import Index
 from sqlalchemy import Numeric
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped
@@ -65,11 +64,9 @@ class SummaryDayKey(Base):
     """
 
     __tablename__ = "summary_day_keys"
-    __table_args__ = (
-        # The primary key serves one customer's points; this one a metric over a range of days.
-        Index("ix_summary_day_keys_days", "shop_id", "zone", "version", "metric", "day", "key", "n", "cents"),
-    )
 
+    # The primary key is the only index (a build writes a few hundred thousand rows a year of a big shop):
+    # one customer's points are a range of it, and a metric's rows over days one scan of it.
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
     zone: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
