@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
+import sqlite3
 import typing as t
 from zoneinfo import ZoneInfo
 
@@ -347,10 +348,16 @@ def figures(shop: Shop, zone: ZoneInfo, start: dt.date, end: dt.date) -> raw.Fig
     closed = raw.day_list(start, closed_end)
     version = _version(shop)
     if _days_present(shop, zone, version, start, closed_end) != len(closed):
+        if _holds_sqlite_writer_lock():
+            return None
         try:
-            version = _build(shop, zone, closed)
+            built = _build(shop, zone, closed)
         except Exception:  # noqa: BLE001 - a failed cache build must never fail the summary
             log.warning("summary roll-up build failed for shop %s; counting raw", shop.id, exc_info=True)
+            return None
+        # The build saw only committed rows: when this session's own transaction has retired that version
+        # (a write of its own, not committed yet) or another one committed since, count raw this time.
+        if built != version:
             return None
     days = _read_days(shop, zone, version, start, closed_end)
     if len(days) != len(closed):
@@ -367,6 +374,12 @@ def figures(shop: Shop, zone: ZoneInfo, start: dt.date, end: dt.date) -> raw.Fig
     if _days_present(shop, zone, version, start, closed_end) != len(closed):
         return None
     return raw.Figures(days=days, rewarded=rewarded, reversed=reversed_, advocates=advocates, points=points)
+
+
+def _holds_sqlite_writer_lock() -> bool:
+    """Tell whether this session has uncommitted writes on SQLite: a build would wait for ourselves."""
+    driver = db.session.connection().connection.driver_connection
+    return isinstance(driver, sqlite3.Connection) and driver.in_transaction
 
 
 def _version(shop: Shop, session: t.Any = None) -> int:

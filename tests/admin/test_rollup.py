@@ -292,3 +292,19 @@ def test_money_days_are_exact(world: World) -> None:
     fast = shop_summary(world.shop, today - dt.timedelta(days=9), today)
     assert Decimal(str(fast["referralRevenue"])) == Decimal("1234568.49")
     assert fast == shop_summary(world.shop, today - dt.timedelta(days=9), today, cached=False)
+
+
+def test_the_sessions_own_uncommitted_write_shows_in_its_summary(world: World) -> None:
+    """A caller that moved a row into a closed day and has not committed sees the move in its own summary."""
+    world.run(("order", 0, "50.00"))
+    world.backdate("attributions", 0, 4, "orm")
+    today = shop_today(world.shop)
+    start = today - dt.timedelta(days=9)
+    shop_summary(world.shop, start, today)
+    attribution = db.session.execute(select(OrderAttribution).where(
+        OrderAttribution.shop_id == world.shop.id)).scalar_one()
+    attribution.created_at = utcnow() - dt.timedelta(days=6)
+    db.session.flush()
+
+    assert shop_summary(world.shop, start, today) == shop_summary(world.shop, start, today, cached=False)
+    db.session.rollback()
