@@ -27,6 +27,7 @@ import datetime as dt
 import logging
 import re
 import sqlite3
+import time
 import typing as t
 from zoneinfo import ZoneInfo
 
@@ -516,6 +517,8 @@ def _begin(connection: t.Any) -> None:
 
 #: Days per build transaction: SQLite's writer lock is held for one chunk's inserts, a few dozen ms.
 BUILD_CHUNK_DAYS = 31
+#: How long one request may spend building before it counts raw (gunicorn kills a worker at 10 s).
+BUILD_BUDGET_SECONDS = 2.0
 
 
 def _build(shop: Shop, zone: ZoneInfo, days: list[dt.date]) -> int:
@@ -532,11 +535,17 @@ def _build(shop: Shop, zone: ZoneInfo, days: list[dt.date]) -> int:
             SummaryDay.shop_id == shop.id, SummaryDay.zone == zone.key, SummaryDay.version == version,
             SummaryDay.day >= days[0], SummaryDay.day <= days[-1])).scalars())
         connection.commit()
-        missing = [day for day in days if day not in present]
+        missing = [day for day in reversed(days) if day not in present]
+        began = time.monotonic()
+        # Newest days first, and no more than the budget: a year of a big shop takes several seconds, so
+        # a cold request counts raw after the budget and the next requests finish the job.
         for chunk_start in range(0, len(missing), BUILD_CHUNK_DAYS):
             _begin(connection)
-            _build_days(connection, shop, zone, version, missing[chunk_start:chunk_start + BUILD_CHUNK_DAYS])
+            _build_days(connection, shop, zone, version,
+                        sorted(missing[chunk_start:chunk_start + BUILD_CHUNK_DAYS]))
             connection.commit()
+            if time.monotonic() - began > BUILD_BUDGET_SECONDS:
+                break
         if missing:
             _begin(connection)
             connection.execute(delete(SummaryDayKey).where(SummaryDayKey.shop_id == shop.id,

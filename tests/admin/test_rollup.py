@@ -12,6 +12,7 @@ from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
@@ -308,3 +309,24 @@ def test_the_sessions_own_uncommitted_write_shows_in_its_summary(world: World) -
 
     assert shop_summary(world.shop, start, today) == shop_summary(world.shop, start, today, cached=False)
     db.session.rollback()
+
+
+def test_a_long_build_spreads_over_requests_and_every_answer_is_exact(world: World,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no time budget each request builds one chunk of days and counts raw until the roll-up is whole."""
+    world.run(("order", 0, "50.00"))
+    world.run(("click", 0))
+    world.run(("age", 80))
+    monkeypatch.setattr(rollup, "BUILD_BUDGET_SECONDS", 0.0)
+    today = shop_today(world.shop)
+    start = today - dt.timedelta(days=99)
+    reference = shop_summary(world.shop, start, today, cached=False)
+    built = []
+    for _ in range(6):
+        assert shop_summary(world.shop, start, today) == reference
+        db.session.rollback()
+        built.append(db.session.execute(select(func.count()).select_from(SummaryDay).where(
+            SummaryDay.shop_id == world.shop.id)).scalar_one())
+    assert built[0] == rollup.BUILD_CHUNK_DAYS
+    assert built[-1] == (rollup.closed_through(shop_zone(world.shop)) - start).days + 1
+    assert rollup.figures(world.shop, shop_zone(world.shop), start, today) is not None
