@@ -260,12 +260,16 @@ class KeptPostgres:
         """Merge ``values`` into the recorded state."""
         self.state_file.write_text(json.dumps({**self.state(), **values}))
 
-    def start(self) -> str:
-        """Start the cluster (creating it the first time) and return the URL of the bench database."""
+    def start(self, referrals: int) -> str:
+        """Start the cluster and return the URL of the bench database.
+
+        The cluster is created afresh the first time, and when it holds another number of referrals or a
+        load that did not finish.
+        """
         from tests.servers import create_database
         from tests.servers import wait_for_port
 
-        if (self.server.data / "PG_VERSION").exists():
+        if (self.server.data / "PG_VERSION").exists() and self.state().get("referrals") == referrals:
             # Same options as tests/servers.py; only the port is new on each run.
             options = (f"-k {self.server.sockets} -p {self.server.port} -c listen_addresses=127.0.0.1 -c fsync=off "
                        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
@@ -295,7 +299,7 @@ class KeptPostgres:
 
 
 @contextlib.contextmanager
-def _database(url: str | None, reuse: Path | None) -> Iterator[tuple[str, KeptPostgres | None]]:
+def _database(url: str | None, reuse: Path | None, referrals: int) -> Iterator[tuple[str, KeptPostgres | None]]:
     """Yield the database to use: ``url``, a kept cluster in ``reuse``, or a throwaway cluster."""
     if url:
         yield url, None
@@ -303,7 +307,7 @@ def _database(url: str | None, reuse: Path | None) -> Iterator[tuple[str, KeptPo
     if reuse is not None:
         kept = KeptPostgres(reuse)
         try:
-            yield kept.start(), kept
+            yield kept.start(referrals), kept
         finally:
             kept.stop()
         return
@@ -432,7 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         args.reuse = args.reuse.resolve()
         if args.reuse == ROOT or ROOT in args.reuse.parents:
             parser.error("--reuse must be outside the repository (e.g. /tmp/lookup-pg)")
-    with _database(args.database, args.reuse) as (url, kept):
+        if args.reuse.is_dir() and any(args.reuse.iterdir()) and not (args.reuse / "bench-state.json").exists():
+            parser.error(f"--reuse {args.reuse} holds other files: give a new or empty directory")
+    with _database(args.database, args.reuse, args.referrals) as (url, kept):
         reused = kept is not None and kept.state().get("referrals") == args.referrals
         figures = run(url, args.referrals, args.requests, kept, args.heavy)
     how = "reused from an earlier run" if reused else "loaded"
