@@ -4,16 +4,21 @@ Usage::
 
     python bench/summary.py                       # 1,000,000 referrals, fresh temp SQLite
     python bench/summary.py --referrals 200000    # smaller
-    python bench/summary.py --database postgresql://localhost/bench   # an empty database of yours
+    python bench/summary.py --database postgresql+psycopg://.../bench   # an empty database of yours
     python bench/summary.py --keep                # ... then: --database sqlite:///PATH --reuse
 
-Rows are bulk-inserted with SQLAlchemy Core ``executemany`` in batches: customers, codes, a million
-referrals spread over two years, clicks (3 per referral), invitations, an attribution for 40 % of the
-referrals and the ledger rows those orders earn (grants, some holds/releases, reversals, discount issues).
-A second, smaller shop shares the tables so every query must scope by shop. Then the summary for the last
-30 and the last 365 days is timed (best and median of a few runs) and printed as a table, with the
-figures it returned so the timing is of real work; so are a few pages of the referral log.
-On PostgreSQL the tables are ``VACUUM ANALYZE``d before timing, as autovacuum would have done.
+Rows are bulk-inserted in batches (``COPY`` on PostgreSQL, executemany elsewhere): customers, codes, a
+million referrals spread over two years up to now, clicks (3 per referral), invitations, an attribution for
+40 % of the referrals and the ledger rows those orders earn (grants, some holds/releases, reversals,
+discount issues). A second, smaller shop shares the tables so every query must scope by shop.
+
+Then, for the last 30 and the last 365 days, the path the app serves (closed days from the roll-up, the
+open tail raw) is timed: the whole roll-up built at once, each request on an empty roll-up until it is
+whole (a request builds within its time budget, then counts raw), warm requests, and the raw count
+without any roll-up; the cached figures are checked equal to the raw ones. Also timed: the request after
+one more day closed (one day built), and a few pages of the referral log. On PostgreSQL the tables are
+``VACUUM ANALYZE``d before timing, as autovacuum would have done. ``--reuse`` keeps the data of an
+earlier ``--keep`` (then "today" is the last day of that data).
 """
 
 from __future__ import annotations

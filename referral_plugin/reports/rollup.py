@@ -16,8 +16,18 @@ rows are keyed by version, so they stop counting the moment the writer commits, 
 reads, and the next summary rebuilds the days from the raw rows. Bulk writes whose shop cannot be read
 from the statement bump every shop.
 
-The build runs in its own short transaction (so a read-only request can keep it), never waits for the
-SQLite writer lock, and when anything is missing or fails the summary simply counts raw.
+Reads are checked, never trusted blindly: a reader uses the version its own session sees (its own
+uncommitted bump included) and counts raw when a build saw another one, and it re-checks after reading
+that the day rows are all still there (a rebuild deletes an old version only after it commits).
+
+The build runs on a connection of its own, in transactions of a month of days (so a read-only request
+keeps what it built and SQLite's writer lock is held for a moment), newest days first, within
+:data:`BUILD_BUDGET_SECONDS` per request; it never waits on a lock. Whenever anything is missing or
+fails, the summary simply counts raw.
+
+Not seen by the guard: SQL sent on a connection outside the ORM session (``engine.connect()``, the
+``psql`` prompt). Such a write to an old row must be followed by a bump (:func:`bump`) or a
+``DELETE FROM summary_days``.
 """
 
 from __future__ import annotations

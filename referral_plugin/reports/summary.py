@@ -4,6 +4,10 @@ The shop's days are turned into UTC bounds in Python (zoneinfo: daylight-saving 
 zones are exact), sent as a small VALUES table, and every figure is counted per day in SQL by a
 correlated subquery that range-scans a ``(shop_id, created_at, ...)`` covering index: no raw row is
 sorted, grouped or sent to Python, so the cost follows the rows in range, read from the index only.
+
+That is :func:`raw_figures`, the definition. Long ranges read their closed days from the roll-up
+(:mod:`referral_plugin.reports.rollup`), which stores what these same queries counted, day by day, at
+fixed precision, so both paths give the same numbers; the recent, still open days are always counted raw.
 """
 
 from __future__ import annotations
