@@ -16,6 +16,7 @@ from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from referral_plugin.extensions import db
 from referral_plugin.models import Click
@@ -330,3 +331,36 @@ def test_a_long_build_spreads_over_requests_and_every_answer_is_exact(world: Wor
     assert built[0] == rollup.BUILD_CHUNK_DAYS
     assert built[-1] == (rollup.closed_through(shop_zone(world.shop)) - start).days + 1
     assert rollup.figures(world.shop, shop_zone(world.shop), start, today) is not None
+
+
+def test_a_write_committed_while_a_build_counts_retires_what_it_built(world: World,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process backdates a row after a build read the raw rows: the next summary rebuilds and sees it."""
+    world.run(("order", 0, "50.00"))
+    world.run(("age", 3))
+    today = shop_today(world.shop)
+    start = today - dt.timedelta(days=9)
+    original = rollup.raw.raw_days
+    raced: list[bool] = []
+
+    def racing(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        counted = original(*args, **kwargs)
+        if kwargs.get("session") is not None and not raced:
+            raced.append(True)
+            with Session(db.engine) as other:  # another worker, committing between the build's read and write
+                code = other.execute(select(ReferralCode.id).where(ReferralCode.shop_id == world.shop.id)).scalar()
+                other.add(Click(shop_id=world.shop.id, referral_code_id=code, visitor_hash="late",
+                                created_at=utcnow() - dt.timedelta(days=2)))
+                other.commit()
+        return counted
+
+    monkeypatch.setattr(rollup.raw, "raw_days", racing)
+    shop_summary(world.shop, start, today)
+    db.session.rollback()
+    assert raced
+    monkeypatch.setattr(rollup.raw, "raw_days", original)
+
+    after = shop_summary(world.shop, start, today)
+    assert after == shop_summary(world.shop, start, today, cached=False)
+    assert after["clicks"] == 1 + sum(1 for _ in db.session.execute(select(Click.id).where(
+        Click.shop_id == world.shop.id, Click.visitor_hash != "late")))
