@@ -57,10 +57,9 @@ class LedgerEntry(Base):
         # Covers the dashboard summary's per-day figures, so they are read from the index alone.
         Index("ix_ledger_entries_shop_created_cover", "shop_id", "created_at", "entry_type", "reward_kind",
               "points", "amount", "referral_id", "customer_id", "reason"),
-        # The summary's points on hold on PostgreSQL: hold rows only, read from the index by shop and referral
-        # (SQLite reaches them from the held referrals, and its planner gains nothing from it).
+        # The summary's points on hold: hold rows only (a few), read from the index by shop and referral.
         Index("ix_ledger_entries_shop_holds", "shop_id", "referral_id", "points", "available_at",
-              postgresql_where=text("entry_type = 'hold'")).ddl_if(dialect="postgresql"),
+              sqlite_where=text("entry_type = 'hold'"), postgresql_where=text("entry_type = 'hold'")),
         # The Capillary lookup: a customer's rows in a campaign, counted and paged in order from the index.
         Index("ix_ledger_entries_shop_customer_created", "shop_id", "customer_id", "campaign_id", "created_at", "id"),
     )

@@ -127,10 +127,10 @@ class Referral(Base):
         Index("ix_referrals_shop_created", "shop_id", "created_at"),
         # The dashboard's pending panel and review queue: held referrals by release date, from the index.
         Index("ix_referrals_shop_status_hold", "shop_id", "status", "hold_until"),
-        # The summary's points on hold on PostgreSQL: the held referrals' ids alone, merged with the ledger's
-        # hold rows. Not on SQLite, whose planner then sorts held referrals for the log instead of walking dates.
-        Index("ix_referrals_shop_held", "shop_id", "id", postgresql_where=text("status = 'held'"))
-        .ddl_if(dialect="postgresql"),
+        # The summary's points on hold: on PostgreSQL the held referrals' ids alone (partial), merged with the
+        # ledger's hold rows. Plain on SQLite: statistics of a partial one there made the referral log's held
+        # filter sort every held referral (60 ms) instead of walking dates (7 ms).
+        Index("ix_referrals_shop_held", "shop_id", "id", postgresql_where=text("status = 'held'")),
         # The Capillary lookup: an advocate's referrals in a campaign, counted and paged in order from the index.
         Index("ix_referrals_shop_advocate_created", "shop_id", "advocate_id", "campaign_id", "created_at", "id"),
     )
