@@ -191,7 +191,8 @@ def _flush_bumps(session: Session) -> set[int]:
             continue
         history = state.attrs[time_column].history
         times = [*history.deleted, *history.unchanged, *history.added]
-        if any(_stale(value, now) for value in times):
+        # An expired row's time is not in its history: not knowing when it happened, assume long ago.
+        if not times or any(_stale(value, now) for value in times):
             shops.update(_shop_ids_of(state))
     return shops
 
