@@ -232,6 +232,7 @@ def test_repeat_of_a_delivery_still_queued_is_a_duplicate_without_a_second_job(
         assert row.status == "queued" and json.loads(row.payload or "") == {"n": 1}
         assert recorder.calls == []
         db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -308,6 +309,7 @@ def test_two_concurrent_runs_of_one_job_process_it_once(app: Flask, recorder: Re
         assert ShopifyActions(parked.test_client()).post_webhook(TOPIC, {"n": 2}).status_code == 200
         delivery_id = _deliveries()[0].id
         db.session.remove()
+        db.engine.dispose()
     recorder.release = threading.Event()
     results: dict[str, str] = {}
 
@@ -344,6 +346,7 @@ def parked_app(app_config: dict[str, t.Any], tmp_path: Path, app: Flask) -> Iter
     with parked.app_context():
         yield parked
         db.session.remove()
+        db.engine.dispose()
 
 
 def test_sweeper_requeues_a_delivery_whose_job_was_lost(parked_app: Flask, recorder: Recorder, shop: Shop) -> None:

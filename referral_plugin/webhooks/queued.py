@@ -29,6 +29,7 @@ import typing as t
 from flask import current_app
 from sqlalchemy import Table
 from sqlalchemy import and_
+from sqlalchemy import case
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import or_
@@ -311,16 +312,15 @@ def _pending_jobs(queue: t.Any) -> int:
 
 def backlog() -> dict[str, int]:
     """Count deliveries waiting for a worker (``queued``), failing (``failed``) and dead letters (``dead``)."""
-    cap = max_attempts()
+    over_cap = func.sum(case((_C.attempts >= max_attempts(), 1), else_=0))
     rows = db.session.execute(
-        select(_C.status, _C.attempts >= cap, func.count())
-        .where(_C.status.in_(CLAIMABLE))
-        .group_by(_C.status, _C.attempts >= cap)
+        select(_C.status, func.count(), over_cap).where(_C.status.in_(CLAIMABLE)).group_by(_C.status)
     ).all()
     counts = {QUEUED: 0, FAILED: 0, "dead": 0}
-    for status, over_cap, n in rows:
-        key = "dead" if status == FAILED and over_cap else status
-        counts[key] += int(n)
+    for status, n, dead in rows:
+        dead = int(dead or 0) if status == FAILED else 0
+        counts[str(status)] += int(n) - dead
+        counts["dead"] += dead
     return counts
 
 
