@@ -19,6 +19,7 @@ from flask.testing import FlaskCliRunner
 
 from referral_plugin import create_app
 from referral_plugin.extensions import db
+from referral_plugin.jobs import get_queue
 from referral_plugin.models import Shop
 from referral_plugin.security import crypto
 from tests.shopify_actions import API_KEY
@@ -86,6 +87,16 @@ def mocked_responses() -> Iterator[responses_lib.RequestsMock]:
     """Play Shopify's HTTP side; every registered call must fire."""
     with responses_lib.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield rsps
+
+
+def run_scheduled_retries(app: Flask) -> int:
+    """Run every retry Huey parked in its schedule, as the consumer's scheduler would once the delay is over."""
+    huey = get_queue(app).huey
+    tasks = huey.scheduled()
+    huey.storage.flush_schedule()
+    for task in tasks:
+        huey.execute(task, task.eta)
+    return len(tasks)
 
 
 def make_shop(domain: str = SHOP, token: str = "shpat_test_token") -> Shop:

@@ -37,6 +37,7 @@ from referral_plugin.webhooks.queued import process_stored_delivery
 from referral_plugin.webhooks.queued import sweep_deliveries
 from referral_plugin.webhooks.registry import Delivery
 from tests.conftest import make_shop
+from tests.conftest import run_scheduled_retries
 from tests.engine.conftest import customer_payload
 from tests.engine.conftest import order_payload
 from tests.servers import RedisServer
@@ -94,16 +95,6 @@ def _markers() -> int:
     db.session.rollback()
     query = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "queued-marker")
     return int(db.session.execute(query).scalar_one())
-
-
-def _run_scheduled_retries(app: Flask) -> int:
-    """Run the retries Huey scheduled now, as if their time had come (immediate mode parks them); return how many."""
-    huey = get_queue(app).huey
-    tasks = huey.scheduled()
-    huey.storage.flush_schedule()
-    for task in tasks:
-        huey.execute(task, task.eta)
-    return len(tasks)
 
 
 def _snapshot() -> dict[str, t.Any]:
@@ -280,7 +271,7 @@ def test_handler_failure_is_recorded_retried_and_succeeds_once(
     assert row.payload is not None  # kept for the retry
     assert _markers() == 0  # the failed run's writes were rolled back
 
-    assert _run_scheduled_retries(app) == 1
+    assert run_scheduled_retries(app) == 1
     [row] = _deliveries()
     assert (row.status, row.attempts, row.payload, row.error) == ("processed", 2, None, None)
     assert _markers() == 1

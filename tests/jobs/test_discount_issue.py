@@ -21,6 +21,7 @@ from referral_plugin.models import Shop
 from referral_plugin.rewards import schedule_discount_issue
 from referral_plugin.rewards.discounts import ISSUE_FAILED
 from referral_plugin.rewards.discounts import reward_code_for
+from tests.conftest import run_scheduled_retries
 from tests.jobs.conftest import THROTTLED
 from tests.jobs.conftest import GrantFactory
 from tests.jobs.conftest import created
@@ -40,16 +41,6 @@ def schedule(grant_id: int) -> None:
     """Schedule the grant's discount and commit, as the engine does when it writes a grant."""
     schedule_discount_issue(grant_id)
     db.session.commit()
-
-
-def run_scheduled_retries(app: Flask) -> int:
-    """Run every retry Huey parked in its schedule, as the consumer's scheduler would once the delay is over."""
-    huey = get_queue(app).huey
-    tasks = huey.scheduled()
-    huey.storage.flush_schedule()
-    for task in tasks:
-        huey.execute(task, task.eta)
-    return len(tasks)
 
 
 def test_issue_creates_one_customer_targeted_discount_and_records_it(
