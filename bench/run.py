@@ -410,7 +410,8 @@ def summary(url: str | None, referrals: int) -> tuple[list[Row], str]:
             rows.append(
                 {
                     "part": "summary",
-                    "what": f"admin summary, last {days} days, {backend}, {referrals:,} referrals",
+                    "what": f"admin summary, last {days} days, warm roll-up (cold: raw output), {backend}, "
+                            f"{referrals:,} referrals",
                     "n": 3,
                     "p50_ms": median,
                     "best_ms": best,
@@ -517,22 +518,22 @@ ANALYSIS = [
     "0.12 ms, the JSON parse 0.09 ms, the webhook log line 0.05 ms. Under gunicorn on this machine that is about "
     "2.5 ms of worker CPU per delivery against 0.75 ms for the baseline.",
     "- **The web tier alone accepts about a third of the baseline.** The `consumer after the load` rows measure "
-    "what Shopify sees during a burst when the consumers run elsewhere: 0.33x of the baseline on PostgreSQL "
-    "(687-745 req/s at 200 and 50 in flight, against 68-72 inline), p99 0.8 s instead of 7.8 s at 200. "
+    "what Shopify sees during a burst when the consumers run elsewhere: 0.34-0.36x of the baseline on PostgreSQL "
+    "(762-776 req/s at 50 and 200 in flight, against 78-81 inline), p99 0.56 s instead of 6.4 s at 200. "
     "Reaching 0.5x needs the whole accepted path to cost under about twice a request that does nothing; what is "
     "left is two network round trips and a 15 KB JSON parse in Python. Further steps, not taken: PgBouncer or a "
     "Unix socket to cut the round trip, an async server, or making Redis the durable store (which would trade "
     "away the database row that makes redelivery and exactly-once safe).",
     "- **One machine for everything halves it again.** With the consumer running during the load (the `during` "
     "rows), it and the PostgreSQL backends serving its ~25 statements per delivery take one of the two cores, and "
-    "queued ingest accepts 0.14-0.20x of the baseline (about 320 req/s, 4.5x inline; p99 1.4 s at 200). End "
+    "queued ingest accepts 0.12-0.18x of the baseline (266-357 req/s, 3-4.5x inline; p99 2.0 s at 200). End "
     "to end the consumer works off about "
     "50 deliveries/s: one consumer process is bound to one core by the GIL at ~20 ms per delivery, so a burst of "
     "3,000 takes about a minute to drain (the `drain s` column). Run consumers on their own machines and add "
     "processes for the sustained order rate; the web tier keeps the accept rate of the `after` rows.",
     "- **SQLite serializes writers**: while a consumer runs, its job transaction holds the only write lock for "
     "its ~25 statements and the intake's insert waits for it, so queued ingest on SQLite accepts no more than "
-    "inline (about 70 req/s); with the consumer after the burst it accepts 580-650 req/s. PostgreSQL takes writes "
+    "inline (64-72 req/s); with the consumer after the burst it accepts 610-680 req/s. PostgreSQL takes writes "
     "from every worker at once.",
     "- **p99 at 200 concurrent deliveries is bounded below by Little's law**: with a closed loop of 200 in flight, "
     "mean latency is about 200 / throughput. A p99 under 50 ms at 200 in flight needs more than 4,000 "
