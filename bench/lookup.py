@@ -100,18 +100,7 @@ def _load(referrals: int, advocates: int) -> dict[str, t.Any]:
                JOIN customers a ON a.shop_id = :shop AND a.shopify_customer_id = :base + 1 + (g % :adv)
                JOIN customers f ON f.shop_id = :shop AND f.shopify_customer_id = :base + :adv + g
                JOIN referral_codes rc ON rc.customer_id = a.id""",
-            """INSERT INTO invitations (shop_id, campaign_id, advocate_id, channel, identifier, status, source,
-                   friend_id, invited_at)
-               SELECT :shop, :campaign, advocate_id, 'email', friend_email,
-                      CASE WHEN g % 5 < 2 THEN 'purchased' ELSE 'joined' END, 'widget', friend_id, at
-               FROM bench_pairs""",
-            """INSERT INTO referrals (shop_id, campaign_id, referral_code_id, advocate_id, friend_id, source, status,
-                   shopify_order_id, order_subtotal, order_total, currency, created_at, decided_at)
-               SELECT :shop, :campaign, code_id, advocate_id, friend_id, 'discount_code',
-                      CASE WHEN g % 5 < 2 THEN 'rewarded' ELSE 'pending' END,
-                      CASE WHEN g % 5 < 2 THEN 900000000 + g END, 120, 120, 'USD', at,
-                      CASE WHEN g % 5 < 2 THEN at END
-               FROM bench_pairs""",
+            *_referral_inserts("bench_pairs", 900_000_000),
             """INSERT INTO order_attributions (shop_id, shopify_order_id, referral_id, referral_code_id, advocate_id,
                    friend_id, source, decision, subtotal, total, currency, test, created_at)
                SELECT r.shop_id, r.shopify_order_id, r.id, r.referral_code_id, r.advocate_id, r.friend_id,
@@ -132,6 +121,27 @@ def _load(referrals: int, advocates: int) -> dict[str, t.Any]:
         base += 50_000_000
     _vacuum_analyze()
     return {"key": key, "advocates": advocates, "base": 10_000_000}
+
+
+def _referral_inserts(pairs: str, first_order_id: int) -> list[str]:
+    """Return the invitation and referral inserts for the rows of the temp table ``pairs``.
+
+    Two in five referrals are rewarded first orders, numbered from ``first_order_id``.
+    """
+    return [
+        f"""INSERT INTO invitations (shop_id, campaign_id, advocate_id, channel, identifier, status, source,
+               friend_id, invited_at)
+           SELECT :shop, :campaign, advocate_id, 'email', friend_email,
+                  CASE WHEN g % 5 < 2 THEN 'purchased' ELSE 'joined' END, 'widget', friend_id, at
+           FROM {pairs}""",
+        f"""INSERT INTO referrals (shop_id, campaign_id, referral_code_id, advocate_id, friend_id, source, status,
+               shopify_order_id, order_subtotal, order_total, currency, created_at, decided_at)
+           SELECT :shop, :campaign, code_id, advocate_id, friend_id, 'discount_code',
+                  CASE WHEN g % 5 < 2 THEN 'rewarded' ELSE 'pending' END,
+                  CASE WHEN g % 5 < 2 THEN {first_order_id} + g END, 120, 120, 'USD', at,
+                  CASE WHEN g % 5 < 2 THEN at END
+           FROM {pairs}""",
+    ]
 
 
 #: Shopify id of the one heavy advocate (below the generated ranges), and the first id of its friends.
@@ -184,18 +194,7 @@ def _load_heavy(referrals: int) -> None:
                JOIN customers a ON a.shop_id = :shop AND a.shopify_customer_id = :heavy
                JOIN customers f ON f.shop_id = :shop AND f.shopify_customer_id = :friends + g
                JOIN referral_codes rc ON rc.customer_id = a.id""",
-            """INSERT INTO invitations (shop_id, campaign_id, advocate_id, channel, identifier, status, source,
-                   friend_id, invited_at)
-               SELECT :shop, :campaign, advocate_id, 'email', friend_email,
-                      CASE WHEN g % 5 < 2 THEN 'purchased' ELSE 'joined' END, 'widget', friend_id, at
-               FROM heavy_pairs""",
-            """INSERT INTO referrals (shop_id, campaign_id, referral_code_id, advocate_id, friend_id, source, status,
-                   shopify_order_id, order_subtotal, order_total, currency, created_at, decided_at)
-               SELECT :shop, :campaign, code_id, advocate_id, friend_id, 'discount_code',
-                      CASE WHEN g % 5 < 2 THEN 'rewarded' ELSE 'pending' END,
-                      CASE WHEN g % 5 < 2 THEN 800000000 + g END, 120, 120, 'USD', at,
-                      CASE WHEN g % 5 < 2 THEN at END
-               FROM heavy_pairs""",
+            *_referral_inserts("heavy_pairs", 800_000_000),
             """INSERT INTO ledger_entries (shop_id, customer_id, referral_id, campaign_id, entry_type, side,
                    reward_kind, points, amount, idempotency_key, shopify_order_id, created_at)
                SELECT r.shop_id, CASE s.side WHEN 'advocate' THEN r.advocate_id ELSE r.friend_id END, r.id,
