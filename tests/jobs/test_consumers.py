@@ -64,6 +64,16 @@ def wait_for_issue(grant_id: int, timeout: float = 30.0) -> LedgerEntry:
         time.sleep(0.1)
 
 
+def wait_until(condition: t.Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 class TestRedisConsumer:
     """Huey on a real Redis with a consumer running in this process."""
 
@@ -88,10 +98,12 @@ class TestRedisConsumer:
         consumer = start_inprocess_consumer(app, workers=2)
         try:
             issue = wait_for_issue(grant.id)
+            # The scheduler enqueues the periodic sweepers as it starts; the workers drain those too.
+            drained = wait_until(lambda: huey.pending_count() == 0)
         finally:
             consumer.stop(graceful=True)
         assert issue.discount_node_id == "gid://shopify/DiscountCodeNode/42"
-        assert huey.pending_count() == 0
+        assert drained, f"{huey.pending_count()} job(s) still queued"
         assert len(mocked_responses.calls) == 1
 
 
