@@ -39,7 +39,9 @@ def register_extensions(app: Flask) -> None:
     """Bind the unbound extension objects to this app."""
     from referral_plugin.extensions import db
     from referral_plugin.extensions import migrate
+    from referral_plugin.json_input import JSONProvider
 
+    app.json = JSONProvider(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(_ROOT, "migrations"))
 

@@ -16,7 +16,6 @@ Nothing here touches ``flask.request``: the view hands over the raw bytes and th
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import typing as t
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from referral_plugin.errors import BadRequest
 from referral_plugin.errors import InvalidSignature
 from referral_plugin.errors import MissingHeaders
 from referral_plugin.extensions import db
+from referral_plugin.json_input import loads_cleaned
 from referral_plugin.models import Shop
 from referral_plugin.models import WebhookDelivery
 from referral_plugin.models import utcnow
@@ -148,13 +148,13 @@ def _delivery_from(found: dict[str, str]) -> Delivery:
 
 
 def parse_payload(body: bytes) -> Payload:
-    """Parse the body as a JSON object.
+    """Parse the body as a JSON object, with NUL and lone surrogates cleaned out of its strings.
 
-    :raise BadRequest: when it is not UTF-8 JSON or not an object.
+    :raise BadRequest: when it is not UTF-8 JSON (nested too deeply counts) or not an object.
     """
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        payload = loads_cleaned(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError too
         raise BadRequest("webhook body is not valid JSON", code="MALFORMED_JSON") from None
     if not isinstance(payload, dict):
         raise BadRequest("webhook body must be a JSON object", code="MALFORMED_JSON")

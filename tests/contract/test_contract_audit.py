@@ -1,0 +1,111 @@
+"""Black-box audit of CONTRACT.md: bad input the other contract tests do not send, on SQLite and PostgreSQL.
+
+"Bad input is a 4xx with the documented error code, never a 500", and a webhook Shopify can deliver is
+processed, not failed forever.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.contract.conftest import Integrator
+from tests.contract.conftest import customer_payload
+from tests.contract.conftest import register
+from tests.shopify_actions import ShopifyActions
+
+#: Valid JSON that Python parses but no parser can nest (``RecursionError``) and no database can store.
+TOO_DEEP = b"[" * 100_000 + b"]" * 100_000
+#: Strings that parse as JSON but that no database stores: NUL (PostgreSQL) and a lone surrogate (no UTF-8).
+UNSTORABLE = ["X\u0000", "X\ud800"]
+
+
+def _body(value: t.Any) -> bytes:
+    """Return ``value`` as JSON text with ``\\uXXXX`` escapes, as a client library sends it."""
+    return json.dumps(value).encode()
+
+
+def _invitees(integrator: Integrator, email: str) -> list[t.Any]:
+    answer = integrator.get("/v2/customers/lookup/referrals", query_string={
+        "source": "INSTORE", "identifierName": "email", "identifierValue": email}).get_json()
+    found: list[t.Any] = answer["data"][0]["invitees"]
+    return found
+
+
+@pytest.fixture
+def advocate(shopify: ShopifyActions, integrator: Integrator) -> str:
+    """Register an advocate (Shopify id 9101) and return their email."""
+    register(shopify, 9101, "audit-advocate@example.com")
+    return "audit-advocate@example.com"
+
+
+def test_too_deeply_nested_json_is_a_400_in_each_envelope(client: FlaskClient, shopify: ShopifyActions,
+                                                          integrator: Integrator, advocate: str) -> None:
+    """JSON nested deeper than any parser allows is a 400 in the route's envelope, never a 500."""
+    refer = integrator.post("/v1.1/customer/referrals", data=TOO_DEEP, content_type="application/json")
+    assert refer.status_code == 400, refer.get_data(as_text=True)
+    assert refer.get_json()["response"]["status"] == {"success": "false", "code": 400,
+                                                      "message": refer.get_json()["response"]["status"]["message"]}
+    joy = integrator.post("/rest_api/v2/referrals/invitations", data=TOO_DEEP, content_type="application/json")
+    assert joy.status_code == 400, joy.get_data(as_text=True)
+    assert joy.get_json()["success"] is False and joy.get_json()["error"]["code"] == "VALIDATION_ERROR"
+    proxy = shopify.proxy_post("invitations", 9101, data=TOO_DEEP, content_type="application/json")
+    assert proxy.status_code == 400, proxy.get_data(as_text=True)
+    assert proxy.is_json
+    assert _invitees(integrator, advocate) == []
+
+
+def test_too_deeply_nested_webhook_is_a_400_and_stores_nothing(shopify: ShopifyActions,
+                                                                integrator: Integrator) -> None:
+    """A validly signed webhook body nested too deeply is malformed JSON: 400, and its webhook id stays unused."""
+    response = shopify.post_webhook("customers/create", b'{"id": ' + TOO_DEEP + b"}", webhook_id="audit-deep")
+    assert response.status_code == 400, response.get_data(as_text=True)
+    retry = shopify.post_webhook("customers/create", customer_payload(9201, "deep@example.com"),
+                                 webhook_id="audit-deep")
+    assert retry.status_code == 200
+    assert retry.get_json()["status"] == "processed"
+
+
+@pytest.mark.parametrize("bad", UNSTORABLE, ids=["nul", "lone-surrogate"])
+def test_unstorable_text_in_api_json_is_a_400(integrator: Integrator, advocate: str, bad: str) -> None:
+    """NUL or a lone surrogate anywhere in an API body is bad input: 400 in the envelope, nothing stored."""
+    refer = integrator.post("/v1.1/customer/referrals", content_type="application/json", data=_body({"root": {
+        "customer": [{"email": advocate, "referrals": {"campaign_token": bad, "referral_type": [
+            {"type": "EMAIL", "referral": [{"id": "", "name": bad, "identifier": "friend@example.com",
+                                            "invited_on": bad}]}]}}]}}))
+    assert refer.status_code == 400, refer.get_data(as_text=True)
+    assert refer.get_json()["response"]["status"]["code"] == 400
+    joy = integrator.post("/rest_api/v2/referrals/invitations", content_type="application/json",
+                          data=_body({"email": advocate, "campaignToken": bad}))
+    assert joy.status_code == 400, joy.get_data(as_text=True)
+    assert joy.get_json()["success"] is False
+    assert _invitees(integrator, advocate) == []
+
+
+@pytest.mark.parametrize("bad", UNSTORABLE, ids=["nul", "lone-surrogate"])
+def test_unstorable_text_in_proxy_json_is_a_400(shopify: ShopifyActions, integrator: Integrator, advocate: str,
+                                                bad: str) -> None:
+    """The widget's JSON invitations with NUL or a lone surrogate are a 400, and nobody is invited."""
+    response = shopify.proxy_post("invitations", 9101, content_type="application/json",
+                                  data=_body({"friends": [{"email": "pal@example.com", "name": bad}]}))
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.is_json
+    assert _invitees(integrator, advocate) == []
+
+
+def test_webhook_with_unstorable_text_is_processed(shopify: ShopifyActions, integrator: Integrator) -> None:
+    """A customer whose names carry NUL and a lone surrogate is still registered (200), not failed and retried."""
+    payload = customer_payload(9301, "odd-names@example.com", first_name="Ada\u0000", last_name="L\ud800")
+    payload["note"] = "\u0000"
+    response = shopify.post_webhook("customers/create", _body(payload))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["status"] == "processed"
+    lookup = integrator.get("/v2/customers/lookup/referrals", query_string={
+        "source": "INSTORE", "identifierName": "id", "identifierValue": "9301"})
+    assert lookup.status_code == 200
+    profile = lookup.get_json()["data"][0]["customer"]["profiles"][0]
+    assert "\u0000" not in profile["firstName"] and profile["firstName"].startswith("Ada")
+
