@@ -42,7 +42,8 @@ def new_token() -> str:
 def get_campaign(shop: Shop, token: str) -> Campaign | None:
     """Return the shop's campaign with this token (case-insensitive), or None."""
     wanted = (token or "").strip().upper()
-    if not wanted:
+    # No token holds control characters; PostgreSQL would refuse a NUL in the query itself.
+    if not wanted or not wanted.isprintable():
         return None
     return db.session.scalar(select(Campaign).where(Campaign.shop_id == shop.id, Campaign.token == wanted))
 

@@ -48,7 +48,8 @@ def looks_like_code(token: str) -> bool:
 def find_code(shop: Shop, raw: str | None) -> ReferralCode | None:
     """Return the shop's code matching what a person typed (any case, dashes or spaces), or None."""
     code = canonical_code(raw)
-    if not code or len(code) > 32:
+    # No code holds control characters; PostgreSQL would refuse a NUL in the query itself.
+    if not code or len(code) > 32 or not code.isprintable():
         return None
     return db.session.scalar(select(ReferralCode).where(ReferralCode.shop_id == shop.id, ReferralCode.code == code))
 

@@ -109,3 +109,14 @@ def test_webhook_with_unstorable_text_is_processed(shopify: ShopifyActions, inte
     profile = lookup.get_json()["data"][0]["customer"]["profiles"][0]
     assert "\u0000" not in profile["firstName"] and profile["firstName"].startswith("Ada")
 
+
+def test_nul_in_a_code_or_campaign_token_names_nothing(shopify: ShopifyActions, integrator: Integrator,
+                                                       advocate: str) -> None:
+    """A NUL in an invite-link code still lands on the shop; in a lookup's campaignToken it is 1222, not a 500."""
+    landing = shopify.proxy_get("r/AB%00CD", None)
+    assert landing.status_code == 302
+    assert landing.headers["Location"].startswith("https://test-shop.myshopify.com/")
+    lookup = integrator.get("/v2/customers/lookup/referrals?source=INSTORE&identifierName=email"
+                            f"&identifierValue={advocate}&campaignToken=X%00")
+    assert lookup.status_code == 400, lookup.get_data(as_text=True)
+    assert [error["code"] for error in lookup.get_json()["errors"]] == [1222]
