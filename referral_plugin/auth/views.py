@@ -148,6 +148,9 @@ def callback() -> BaseResponse:
         raise BadRequest("the callback has no authorization code", code="MISSING_CODE")
     if not state:
         raise Forbidden("the callback has no state", code="INVALID_STATE")
+    if not state.isprintable():
+        # Our nonces are URL-safe text; PostgreSQL would refuse a NUL in the state lookup itself.
+        raise Forbidden("the callback's state is not one this app issues", code="INVALID_STATE")
     _check_state_cookie(state, shop)
     _consume_state(state, shop)
 

@@ -117,7 +117,7 @@ def read_delivery(headers: HeaderSource) -> Delivery:
 
     :raise MissingHeaders: when the topic, shop domain or webhook id is missing.
     :raise InvalidShopDomain: when the shop domain is not ``{handle}.myshopify.com``.
-    :raise BadRequest: when a header is longer than any real Shopify value.
+    :raise BadRequest: when a header is longer than any real Shopify value or holds control characters.
     """
     return _delivery_from(shopify_headers(headers))
 
@@ -127,7 +127,7 @@ def _delivery_from(found: dict[str, str]) -> Delivery:
 
     :raise MissingHeaders: when the topic, shop domain or webhook id is missing.
     :raise InvalidShopDomain: when the shop domain is not ``{handle}.myshopify.com``.
-    :raise BadRequest: when a header is longer than any real Shopify value.
+    :raise BadRequest: when a header is longer than any real Shopify value or holds control characters.
     """
     values = {name: found.get(name) for name in (*_REQUIRED, *_OPTIONAL)}
     missing = [f"X-Shopify-{name.title()}" for name in _REQUIRED if not values[name]]
@@ -137,6 +137,9 @@ def _delivery_from(found: dict[str, str]) -> Delivery:
         value = values[name]
         if value is not None and len(value) > limit:
             raise BadRequest(f"X-Shopify-{name.title()} is too long", code="INVALID_HEADER")
+        if value is not None and not value.isprintable():
+            # No Shopify value holds control characters; PostgreSQL would refuse a NUL in the row.
+            raise BadRequest(f"X-Shopify-{name.title()} holds control characters", code="INVALID_HEADER")
     return Delivery(
         shop_domain=require_shop_domain(values["shop-domain"]),
         topic=t.cast(str, values["topic"]).lower(),

@@ -10,12 +10,14 @@ import json
 import typing as t
 
 import pytest
+import responses as responses_lib
 from flask.testing import FlaskClient
 
 from tests.contract.conftest import Integrator
 from tests.contract.conftest import customer_payload
 from tests.contract.conftest import register
 from tests.shopify_actions import ShopifyActions
+from tests.shopify_actions import signed_admin_query
 
 #: Valid JSON that Python parses but no parser can nest (``RecursionError``) and no database can store.
 TOO_DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -120,3 +122,27 @@ def test_nul_in_a_code_or_campaign_token_names_nothing(shopify: ShopifyActions, 
                             f"&identifierValue={advocate}&campaignToken=X%00")
     assert lookup.status_code == 400, lookup.get_data(as_text=True)
     assert [error["code"] for error in lookup.get_json()["errors"]] == [1222]
+
+
+def test_callback_state_with_nul_is_refused_before_any_token_request(
+        client: FlaskClient, mocked_responses: responses_lib.RequestsMock) -> None:
+    """A signed callback whose state holds a NUL is a 403 (no state of ours looks like that), not a 500."""
+    query = signed_admin_query({"shop": "audit-shop.myshopify.com", "code": "abc123", "state": "ab\u0000cd"})
+    response = client.get("/auth/callback", query_string=query)
+    assert response.status_code in (400, 401, 403), response.get_data(as_text=True)
+    assert "Location" not in response.headers
+    assert list(mocked_responses.calls) == []
+
+
+@pytest.mark.parametrize("header", ["X-Shopify-Topic", "X-Shopify-Webhook-Id", "X-Shopify-Event-Id",
+                                    "X-Shopify-API-Version"])
+def test_webhook_header_with_control_characters_is_a_400(shopify: ShopifyActions, integrator: Integrator,
+                                                         header: str) -> None:
+    """A signed delivery whose Shopify header holds a NUL is a 400 and stores nothing (a clean retry processes)."""
+    payload = customer_payload(9401, "header-nul@example.com")
+    response = shopify.post_webhook("customers/create", payload, webhook_id="audit-header",
+                                    headers={header: "a\u0000b"})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.is_json
+    retry = shopify.post_webhook("customers/create", payload, webhook_id="audit-header")
+    assert retry.get_json()["status"] == "processed"
