@@ -97,7 +97,8 @@ class LogFilters:
             page = max(1, int(args.get("page") or 1))
         except ValueError:
             raise ValidationError("page must be a number.", code="INVALID_PAGE", field="page") from None
-        query = (args.get("q") or "").strip()[:320] or None
+        # A NUL cannot be searched for (PostgreSQL refuses it in a query); drop it like surrounding spaces.
+        query = (args.get("q") or "").replace("\x00", "").strip()[:320] or None
         return cls(status=status, start=dates["start"], end=dates["end"], query=query, page=page)
 
 

@@ -146,3 +146,11 @@ def test_webhook_header_with_control_characters_is_a_400(shopify: ShopifyActions
     assert response.is_json
     retry = shopify.post_webhook("customers/create", payload, webhook_id="audit-header")
     assert retry.get_json()["status"] == "processed"
+
+
+def test_dashboard_search_with_nul_answers(client: FlaskClient, shopify: ShopifyActions, advocate: str) -> None:
+    """The dashboard's referral search with a NUL in it answers the page, never a 500."""
+    token = shopify.session_token()
+    for search in ("%00", "audit%00advocate"):
+        response = client.get(f"/admin/referrals?q={search}&id_token={token}")
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
