@@ -96,6 +96,13 @@ def post_fork(server: t.Any, worker: t.Any) -> None:
         db.engine.dispose(close=False)
 
 
+def worker_exit(server: t.Any, worker: t.Any) -> None:
+    """Hand the queue the jobs this worker still holds (queued webhooks) before it goes."""
+    from referral_plugin.job_batcher import flush_all
+
+    flush_all()
+
+
 def child_exit(server: t.Any, worker: t.Any) -> None:
     """Forget a dead worker's live gauges."""
     from prometheus_client import multiprocess

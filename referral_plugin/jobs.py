@@ -32,6 +32,7 @@ from huey import MemoryHuey
 from huey import RedisHuey
 from huey import SqliteHuey
 from huey import crontab
+from huey.storage import RedisStorage
 from huey.storage import SqliteStorage
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -41,6 +42,7 @@ from sqlalchemy.orm import SessionTransaction
 from referral_plugin.errors import ShopifyAPIError
 from referral_plugin.errors import ShopifyUnauthorized
 from referral_plugin.errors import ShopifyUserErrors
+from referral_plugin.job_batcher import JobBatcher
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class JobQueue:
         self.app = app
         self.huey = huey
         self.tasks: dict[str, t.Any] = {}
+        self.batcher = JobBatcher(self)
 
     def bind(self, spec: JobSpec) -> None:
         """Register ``spec`` on this queue's Huey, wrapped to run inside the app context."""
@@ -155,6 +158,24 @@ class JobQueue:
     def enqueue(self, name: str, *args: t.Any, **kwargs: t.Any) -> None:
         """Hand the job to Huey now (runs at once in immediate mode)."""
         self.tasks[name](*args, **kwargs)
+
+    def enqueue_soon(self, name: str, *args: t.Any) -> None:
+        """Hand the job to Huey shortly, from a background thread batching calls (see :mod:`job_batcher`).
+
+        Only for work recorded durably where the sweeper finds it: a process dying first loses the call.
+        """
+        self.batcher.submit(name, *args)
+
+    def enqueue_many(self, calls: t.Sequence[tuple[str, tuple[t.Any, ...]]]) -> None:
+        """Hand several jobs to Huey in order: one round trip on Redis, one call each elsewhere."""
+        storage = self.huey.storage
+        if self.huey.immediate or not isinstance(storage, RedisStorage):
+            for name, args in calls:
+                self.enqueue(name, *args)
+            return
+        messages = [self.huey.serialize_task(self.tasks[name].s(*args)) for name, args in calls]
+        # Huey's consumers pop from the tail: pushing in order at the head keeps first in, first out.
+        storage.conn.lpush(storage.queue_key, *messages)
 
     def enqueue_single_attempt(self, name: str, *args: t.Any) -> None:
         """Hand the job to Huey for one attempt only: whoever calls this is the retry mechanism."""

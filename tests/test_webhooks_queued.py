@@ -218,6 +218,7 @@ def test_repeat_of_a_delivery_still_queued_is_a_duplicate_without_a_second_job(
         actions = ShopifyActions(queued_app.test_client())
         assert actions.post_webhook(TOPIC, {"n": 1}, webhook_id="wh-q").get_json() == {"status": "queued"}
         assert actions.post_webhook(TOPIC, {"n": 1}, webhook_id="wh-q").get_json() == {"status": "duplicate"}
+        get_queue(queued_app).batcher.flush()
         assert huey.pending_count() == 1
         [row] = _deliveries()
         assert row.status == "queued" and json.loads(row.payload or "") == {"n": 1}
@@ -457,6 +458,7 @@ def _consume(app: Flask, shop: Shop) -> None:
     advocate, friend = customer_payload(4401), customer_payload(4402)
     for payload in (advocate, friend):
         assert actions.post_webhook("customers/create", payload).get_json() == {"status": "queued"}
+    get_queue(app).batcher.flush()
     assert huey.pending_count() == 2
     consumer = start_inprocess_consumer(app, workers=2)
     try:

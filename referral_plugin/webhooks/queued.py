@@ -3,7 +3,9 @@
 The request verifies the HMAC on the raw bytes, checks the headers, parses the JSON (so a malformed body
 is still a 400) and then does one statement, committed on its own (autocommit): ``INSERT ... ON CONFLICT DO
 NOTHING RETURNING id`` of the delivery with its raw body and status ``queued``. Once it is committed it hands
-``webhooks.process_delivery`` to the job queue, and answers 200. A repeat (same webhook id, or same topic and
+``webhooks.process_delivery`` to the process's :class:`~referral_plugin.job_batcher.JobBatcher` and answers 200;
+the batcher's thread puts the jobs of all deliveries that arrived within a few milliseconds on the queue in one
+round trip. A repeat (same webhook id, or same topic and
 event id) inserts nothing and is answered 200 as a duplicate, unless the earlier delivery ``failed``: then the
 repeat claims that row back to ``queued`` and enqueues it again.
 
@@ -14,8 +16,9 @@ claim. The raw body goes in the same transaction (it holds customer data). A han
 back, recorded as ``failed`` in a short transaction of its own, and raised again so Huey retries with backoff.
 
 Nothing is lost between the commit and the enqueue: the periodic :func:`sweep_deliveries` re-enqueues rows
-left ``queued`` (a process died in between, or a worker died holding the job; Huey does not acknowledge jobs;
-looked for only while the queue is empty, so a backlog is not enqueued twice) and ``failed`` rows under
+left ``queued`` (a process died before its batcher handed the job over, or a worker died holding the job; Huey
+does not acknowledge jobs; looked for only while the queue is empty, so a backlog is not enqueued twice) and
+``failed`` rows under
 :data:`DEFAULT_MAX_ATTEMPTS`. Beyond that they stay ``failed``: the dead letters, counted in ``/metrics``.
 """
 
@@ -121,12 +124,10 @@ def store_delivery(delivery: Delivery, body: bytes) -> IntakeResult:
         return IntakeResult(DUPLICATE, delivery)
     if not handled:
         return IntakeResult(IGNORED, delivery)
-    try:
-        # After the commit (the insert committed itself); lost if this process dies first: the sweeper
-        # finds the row still queued and enqueues it again.
-        get_queue().enqueue(PROCESS_JOB, row_id)
-    except Exception:
-        logger.exception("could not enqueue webhook delivery %s; the sweeper will", row_id)
+    # After the commit (the insert committed itself), from a background thread that sends many deliveries
+    # per round trip to the queue: the request does not wait for it. Lost if this process dies first: the
+    # sweeper finds the row still queued and enqueues it again.
+    get_queue().enqueue_soon(PROCESS_JOB, row_id)
     return IntakeResult(QUEUED, delivery)
 
 

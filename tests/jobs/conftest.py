@@ -19,6 +19,8 @@ from referral_plugin.models import RewardKind
 from referral_plugin.models import Shop
 from referral_plugin.referrals.campaigns import ensure_default_campaign
 from referral_plugin.referrals.customers import upsert_customer
+from tests.servers import RedisServer
+from tests.servers import ServerUnavailable
 from tests.shopify_actions import SHOP
 
 ADVOCATE_ID = 7001
@@ -51,6 +53,18 @@ THROTTLED = {
 def sent_bodies(mocked: responses_lib.RequestsMock) -> list[dict[str, t.Any]]:
     """Return the JSON bodies the app posted, in order."""
     return [json.loads(call.request.body) for call in mocked.calls]
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> t.Iterator[str]:
+    """Start a throwaway ``redis-server`` (no persistence) for the module."""
+    try:
+        server = RedisServer()
+    except ServerUnavailable as exc:
+        pytest.skip(f"redis-server binary is missing: {exc}")
+    url = server.start()
+    yield url
+    server.stop()
 
 
 @pytest.fixture

@@ -28,24 +28,10 @@ from referral_plugin.rewards import schedule_discount_issue
 from tests.jobs.conftest import GrantFactory
 from tests.jobs.conftest import created
 from tests.jobs.conftest import graphql_url
-from tests.servers import RedisServer
-from tests.servers import ServerUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> t.Iterator[str]:
-    """Start a throwaway ``redis-server`` (no persistence) for this module."""
-    try:
-        server = RedisServer()
-    except ServerUnavailable as exc:
-        pytest.skip(f"redis-server binary is missing: {exc}")
-    url = server.start()
-    yield url
-    server.stop()
 
 
 def wait_for_issue(grant_id: int, timeout: float = 30.0) -> LedgerEntry:

@@ -24,7 +24,6 @@ from referral_plugin.models import LedgerEntry
 from referral_plugin.rewards import schedule_discount_issue
 from tests.jobs.conftest import GrantFactory
 from tests.jobs.conftest import user_errors
-from tests.jobs.test_consumers import redis_url  # noqa: F401 - the module-scoped Redis server fixture
 from tests.jobs.test_consumers import wait_for_issue
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +93,7 @@ def shopify_api() -> t.Iterator[tuple[StatefulShopify, str]]:
 
 
 @pytest.fixture
-def app_config(app_config: dict[str, t.Any], redis_url: str,  # noqa: F811 - pytest fixture injection
+def app_config(app_config: dict[str, t.Any], redis_url: str,
                shopify_api: tuple[StatefulShopify, str]) -> dict[str, t.Any]:
     """Queue through Redis and call the stateful fake Shopify."""
     return {**app_config, "HUEY_IMMEDIATE": False, "REDIS_URL": redis_url,

@@ -1,0 +1,137 @@
+"""The job batcher: calls parked in memory reach the queue in order, in few round trips, and survive a fork."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import typing as t
+
+import pytest
+import redis
+from flask import Flask
+
+from referral_plugin.job_batcher import JobBatcher
+from referral_plugin.job_batcher import flush_all
+from referral_plugin.jobs import get_queue
+from referral_plugin.webhooks.queued import PROCESS_JOB
+
+pytestmark = pytest.mark.slow
+
+
+def queued_calls(app: Flask) -> list[tuple[str, tuple[t.Any, ...]]]:
+    """Return the (job name, args) of every task waiting in the app's queue, first to run first."""
+    huey = get_queue(app).huey
+    tasks = [huey.deserialize_task(data) for data in huey.storage.enqueued_items()]
+    return [(task.name, tuple(task.args)) for task in tasks]
+
+
+def lpush_calls(url: str) -> int:
+    """Return how many LPUSH commands the Redis server has run since its statistics were reset."""
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return int(stats.get("cmdstat_lpush", {}).get("calls", 0))
+
+
+def wait_until(condition: t.Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, t.Any], redis_url: str) -> dict[str, t.Any]:
+    """Queue through a real Redis, as production does."""
+    return {**app_config, "HUEY_IMMEDIATE": False, "REDIS_URL": redis_url}
+
+
+@pytest.fixture
+def batcher(app: Flask) -> t.Iterator[JobBatcher]:
+    """Return the app's batcher over an empty queue, its thread slowed so that only the test flushes."""
+    queue = get_queue(app)
+    queue.huey.flush()
+    queue.batcher.linger = 60.0
+    yield queue.batcher
+    queue.batcher.flush()
+    queue.huey.flush()
+
+
+def test_calls_reach_the_queue_in_order_in_one_redis_round_trip(
+    app: Flask, batcher: JobBatcher, redis_url: str
+) -> None:
+    """Five deliveries' jobs wait in memory, then one LPUSH puts all five on the queue, first in first out."""
+    redis.Redis.from_url(redis_url).config_resetstat()
+    for delivery_id in range(1, 6):
+        batcher.submit(PROCESS_JOB, delivery_id)
+    assert get_queue(app).huey.pending_count() == 0
+    assert batcher.pending() == 5
+
+    assert batcher.flush() == 5
+    assert queued_calls(app) == [(PROCESS_JOB, (n,)) for n in range(1, 6)]
+    assert lpush_calls(redis_url) == 1
+    assert batcher.pending() == 0
+
+
+def test_the_background_thread_hands_calls_over_by_itself(app: Flask, batcher: JobBatcher) -> None:
+    """Nobody flushes: the process's thread puts the call on the queue after its short linger."""
+    batcher.linger = 0.01
+    batcher.submit(PROCESS_JOB, 41)
+    assert wait_until(lambda: get_queue(app).huey.pending_count() == 1)
+    assert queued_calls(app) == [(PROCESS_JOB, (41,))]
+
+
+def test_a_large_backlog_goes_over_in_batches_of_the_maximum(
+    app: Flask, batcher: JobBatcher, redis_url: str
+) -> None:
+    """A burst larger than one batch takes one round trip per ``max_batch`` calls, nothing dropped."""
+    batcher.max_batch = 4
+    redis.Redis.from_url(redis_url).config_resetstat()
+    for delivery_id in range(10):
+        batcher.submit(PROCESS_JOB, delivery_id)
+    assert batcher.flush() == 10
+    assert [args for _, args in queued_calls(app)] == [(n,) for n in range(10)]
+    assert lpush_calls(redis_url) == 3
+
+
+def test_an_unreachable_queue_is_logged_and_the_calls_left_to_the_sweeper(
+    app: Flask, batcher: JobBatcher, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis down: the request already answered, so the batcher logs and drops; it does not raise or retry."""
+    def refuse(_calls: t.Any) -> None:
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(get_queue(app), "enqueue_many", refuse)
+    batcher.submit(PROCESS_JOB, 7)
+    with caplog.at_level(logging.ERROR, logger="referral_plugin.job_batcher"):
+        assert batcher.flush() == 1
+    assert "could not enqueue 1 job(s); the sweeper will" in caplog.text
+    assert batcher.pending() == 0
+
+
+def test_exit_flushes_what_the_process_still_holds(app: Flask, batcher: JobBatcher) -> None:
+    """gunicorn's ``worker_exit`` (and ``atexit``) hand over the calls still parked."""
+    batcher.submit(PROCESS_JOB, 8)
+    flush_all()
+    assert queued_calls(app) == [(PROCESS_JOB, (8,))]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_keeps_its_own_calls_and_not_its_parents(app: Flask, batcher: JobBatcher) -> None:
+    """gunicorn forks workers from a loaded app: each child starts empty and hands over only what it took."""
+    batcher.submit(PROCESS_JOB, 1)  # the parent's, still in its memory
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return into pytest
+        code = 1
+        try:
+            batcher.submit(PROCESS_JOB, 2)
+            code = 0 if batcher.flush() == 1 and queued_calls(app) == [(PROCESS_JOB, (2,))] else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert batcher.pending() == 1
+    batcher.flush()
+    assert queued_calls(app) == [(PROCESS_JOB, (2,)), (PROCESS_JOB, (1,))]
