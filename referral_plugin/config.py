@@ -127,6 +127,9 @@ def build_config(
         config["SQLALCHEMY_DATABASE_URI"] = environ["DATABASE_URL"]
     if test_config:
         config.update(test_config)
+        if test_config.get("DATABASE_URL") and "SQLALCHEMY_DATABASE_URI" not in test_config:
+            # The documented name works in test_config as in the environment; the SQLAlchemy key wins.
+            config["SQLALCHEMY_DATABASE_URI"] = test_config["DATABASE_URL"]
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
     config["REWARD_TEST_ORDERS"] = parse_bool(config["REWARD_TEST_ORDERS"])
     config["WEBHOOK_PROCESSING"] = str(config["WEBHOOK_PROCESSING"] or "inline").strip().lower()

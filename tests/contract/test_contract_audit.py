@@ -7,12 +7,16 @@ processed, not failed forever.
 from __future__ import annotations
 
 import json
+import sqlite3
 import typing as t
+from pathlib import Path
 
 import pytest
 import responses as responses_lib
 from flask.testing import FlaskClient
 
+from referral_plugin import create_app
+from referral_plugin.extensions import db
 from tests.contract.conftest import Integrator
 from tests.contract.conftest import customer_payload
 from tests.contract.conftest import register
@@ -154,3 +158,17 @@ def test_dashboard_search_with_nul_answers(client: FlaskClient, shopify: Shopify
     for search in ("%00", "audit%00advocate"):
         response = client.get(f"/admin/referrals?q={search}&id_token={token}")
         assert response.status_code == 200, response.get_data(as_text=True)[:300]
+
+
+def test_database_url_in_test_config(app_config: dict[str, t.Any], tmp_path: Path) -> None:
+    """``DATABASE_URL`` given in ``test_config`` (as the configuration table allows) is the database used."""
+    path = tmp_path / "from-test-config.sqlite"
+    config = {k: v for k, v in app_config.items() if k != "SQLALCHEMY_DATABASE_URI"}
+    app = create_app({**config, "DATABASE_URL": f"sqlite:///{path}"})
+    with app.app_context():
+        db.create_all()
+        assert app.test_client().get("/healthz").get_json() == {"status": "ok"}
+        db.engine.dispose()
+    with sqlite3.connect(path) as conn:
+        tables = {row[0] for row in conn.execute("select name from sqlite_master where type='table'")}
+    assert "shops" in tables or len(tables) > 5
