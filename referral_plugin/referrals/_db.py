@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 from sqlalchemy import Table
@@ -49,11 +50,7 @@ def insert_once(row: Base) -> bool:
         if value is None and not column.type.should_evaluate_none:
             continue
         values[column.key] = value
-    # No conflict target: like the savepoint's IntegrityError, any unique constraint or (partial) unique
-    # index of the table turns the insert into a no-op, e.g. a code's (shop, code) and (campaign, customer).
-    insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    stmt = insert.values(values).on_conflict_do_nothing().returning(*table.columns)
-    inserted = db.session.execute(stmt).first()
+    inserted = db.session.execute(_insert_statement(table, dialect), values).first()
     if inserted is None:
         return False
     # Make the caller's object the persistent row, as a flush would: keep what the caller set and take
@@ -66,6 +63,18 @@ def insert_once(row: Base) -> bool:
     make_transient_to_detached(row)
     db.session.add(row)
     return True
+
+
+@functools.cache
+def _insert_statement(table: Table, dialect: str) -> t.Any:
+    """Return the ``INSERT ... ON CONFLICT DO NOTHING RETURNING *`` of ``table``, built once per table.
+
+    No conflict target: like the savepoint's IntegrityError, any unique constraint or (partial) unique index
+    of the table turns the insert into a no-op, e.g. a code's (shop, code) and (campaign, customer). The
+    values come with each execution, so one statement (and one compiled form per set of columns) serves all.
+    """
+    insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    return insert.on_conflict_do_nothing().returning(*table.columns)
 
 
 def _insert_in_savepoint(row: Base) -> bool:
