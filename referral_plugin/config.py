@@ -130,6 +130,10 @@ def build_config(
         if test_config.get("DATABASE_URL") and "SQLALCHEMY_DATABASE_URI" not in test_config:
             # The documented name works in test_config as in the environment; the SQLAlchemy key wins.
             config["SQLALCHEMY_DATABASE_URI"] = test_config["DATABASE_URL"]
+        if test_config.get("TESTING") and "HUEY_IMMEDIATE" not in test_config and not environ.get("HUEY_IMMEDIATE"):
+            # A test client has no job consumer beside it: run jobs at commit (discount codes, emails), unless
+            # the test asks for the queue.
+            config["HUEY_IMMEDIATE"] = True
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
     config["REWARD_TEST_ORDERS"] = parse_bool(config["REWARD_TEST_ORDERS"])
     config["WEBHOOK_PROCESSING"] = str(config["WEBHOOK_PROCESSING"] or "inline").strip().lower()

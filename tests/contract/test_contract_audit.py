@@ -19,8 +19,13 @@ from referral_plugin import create_app
 from referral_plugin.extensions import db
 from tests.contract.conftest import Integrator
 from tests.contract.conftest import customer_payload
+from tests.contract.conftest import order_payload
 from tests.contract.conftest import register
+from tests.contract.test_contract_dashboard_campaign import _fake_shopify
+from tests.contract.test_contract_dashboard_campaign import _form_with
+from tests.shopify_actions import SHOP
 from tests.shopify_actions import ShopifyActions
+from tests.shopify_actions import session_token
 from tests.shopify_actions import signed_admin_query
 
 #: Valid JSON that Python parses but no parser can nest (``RecursionError``) and no database can store.
@@ -172,3 +177,41 @@ def test_database_url_in_test_config(app_config: dict[str, t.Any], tmp_path: Pat
     with sqlite3.connect(path) as conn:
         tables = {row[0] for row in conn.execute("select name from sqlite_master where type='table'")}
     assert "shops" in tables or len(tables) > 5
+
+
+class TestMinimalTestConfig:
+    """An app built with ``TESTING`` and the contract's keys only: no job consumer runs beside a test client."""
+
+    @pytest.fixture
+    def app_config(self, app_config: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Drop the suite's internal settings (``HUEY_IMMEDIATE``), keeping ``TESTING`` and contract keys."""
+        return {k: v for k, v in app_config.items() if k != "HUEY_IMMEDIATE"}
+
+    def test_discount_rewards_reach_shopify(self, app: t.Any, client: FlaskClient, shopify: ShopifyActions,
+                                            integrator: Integrator,
+                                            mocked_responses: responses_lib.RequestsMock) -> None:
+        """Discount rewards: the invite link lands on ``/discount/{code}``, the advocate's coupon is issued."""
+        url = f"https://{SHOP}/admin/api/{app.config['SHOPIFY_API_VERSION']}/graphql.json"
+        mocked_responses.add_callback(responses_lib.POST, url, callback=_fake_shopify, content_type="application/json")
+        register(shopify, 9501, "coupon-advocate@example.com")
+        register(shopify, 9502, "coupon-friend@example.com")
+        code = integrator.code_of("coupon-advocate@example.com")
+        token = next(c["token"] for c in integrator.get("/api/v1/campaigns").get_json()["data"] if c["isDefault"])
+        page = client.get(f"/admin/campaigns/{token}", query_string={"id_token": session_token(SHOP)})
+        form = _form_with(page.get_data(as_text=True), "friend")
+        fields = dict(form["fields"])
+        for side, reward in (("friend", "percentage"), ("advocate", "fixed_amount")):
+            kind = next(name for name in fields if side in name and "kind" in name)
+            value = next(name for name in fields if side in name and "value" in name)
+            fields[kind], fields[value] = reward, "10"
+        action = form["action"] or f"/admin/campaigns/{token}"
+        saved = client.post(action, data=fields, query_string=None if "id_token" in action
+                            else {"id_token": session_token(SHOP)})
+        assert saved.status_code in (200, 302, 303)
+        landing = shopify.proxy_get(f"r/{code}")
+        assert landing.headers["Location"] == f"https://{SHOP}/discount/{code}?redirect=/"
+        paid = shopify.post_webhook("orders/paid", order_payload(9590, 9502, "coupon-friend@example.com", code=code))
+        assert paid.status_code == 200
+        summary = client.get("/admin/api/summary", headers={"Authorization": f"Bearer {session_token(SHOP)}"})
+        assert summary.get_json()["couponsIssued"] == 1
+
