@@ -46,6 +46,7 @@ from referral_plugin.models import Referral
 from referral_plugin.models import ReferralCode
 from referral_plugin.models import Shop
 from referral_plugin.models import utcnow
+from referral_plugin.referrals.customers import shopify_id
 from referral_plugin.security.shop_domain import require_shop_domain
 
 if t.TYPE_CHECKING:
@@ -68,11 +69,12 @@ PII_KEYS = frozenset({
 
 def _customer_id(payload: t.Mapping[str, t.Any]) -> int | None:
     customer = payload.get("customer")
-    raw = customer.get("id") if isinstance(customer, dict) else None
-    try:
-        return int(raw) if raw not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+    return shopify_id(customer.get("id")) if isinstance(customer, dict) else None
+
+
+def _order_ids(orders: t.Iterable[t.Any]) -> list[int]:
+    """Return the Shopify order ids among ``orders`` (anything else, e.g. beyond 64 bits, names no order)."""
+    return [order for order in map(shopify_id, orders) if order is not None]
 
 
 def _payload_contact(payload: t.Mapping[str, t.Any], key: str) -> str | None:
@@ -165,7 +167,7 @@ def redact_customer(shop: Shop, shopify_customer_id: int | None, *, email: str |
         )
 
     # Evidence JSON of referrals and attribution decisions that involve them or the orders to redact.
-    order_ids = [int(order) for order in orders if str(order).isdigit()]
+    order_ids = _order_ids(orders)
     _scrub_evidence(Referral, shop, customer, order_ids, needles)
     _scrub_evidence(OrderAttribution, shop, customer, order_ids, needles)
 
@@ -207,7 +209,7 @@ def handle_customers_redact(shop: Shop | None, payload: dict[str, t.Any], delive
         _customer_id(payload),
         email=_payload_contact(payload, "email"),
         phone=_payload_contact(payload, "phone"),
-        orders=[int(o) for o in orders if str(o).isdigit()] if isinstance(orders, list) else [],
+        orders=_order_ids(orders) if isinstance(orders, list) else [],
     )
 
 
@@ -254,7 +256,7 @@ def export_customer(shop: Shop, shopify_customer_id: int, orders: t.Sequence[t.A
         "ledger": [],
         "points_balance": 0,
     }
-    order_ids = [int(order) for order in orders if str(order).isdigit()]
+    order_ids = _order_ids(orders)
     attribution_filter: list[ColumnElement[bool]] = [OrderAttribution.shopify_order_id.in_(order_ids)] \
         if order_ids else []
     if customer is not None:

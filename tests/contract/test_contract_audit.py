@@ -25,6 +25,7 @@ from tests.contract.test_contract_dashboard_campaign import _fake_shopify
 from tests.contract.test_contract_dashboard_campaign import _form_with
 from tests.shopify_actions import SHOP
 from tests.shopify_actions import ShopifyActions
+from tests.shopify_actions import load_payload
 from tests.shopify_actions import session_token
 from tests.shopify_actions import signed_admin_query
 
@@ -215,3 +216,16 @@ class TestMinimalTestConfig:
         summary = client.get("/admin/api/summary", headers={"Authorization": f"Bearer {session_token(SHOP)}"})
         assert summary.get_json()["couponsIssued"] == 1
 
+
+def test_compliance_webhooks_with_ids_no_shopify_id_can_be(shopify: ShopifyActions, advocate: str) -> None:
+    """``customers/redact`` and ``customers/data_request`` naming ids beyond 64 bits (or "²") answer 200, not 500."""
+    redact = load_payload("customers_redact")
+    redact.update(shop_domain=SHOP, customer={"id": 10**25, "email": advocate, "phone": None},
+                  orders_to_redact=[10**25, "\u00b2", 1])
+    response = shopify.post_webhook("customers/redact", redact)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    request = load_payload("customers_data_request")
+    request.update(shop_domain=SHOP, customer={"id": 10**25, "email": advocate, "phone": None},
+                   orders_requested=[10**25, "\u00b2"])
+    response = shopify.post_webhook("customers/data_request", request)
+    assert response.status_code == 200, response.get_data(as_text=True)
