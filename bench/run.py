@@ -5,15 +5,16 @@ Usage::
     python bench/run.py                 # everything, full sizes (about 15-25 minutes on 2 cores)
     python bench/run.py --quick         # small sizes, to check the harness (about 3 minutes)
     python bench/run.py --only ingest   # one part: ingest, lookup, widget, summary
+    python bench/run.py --render        # rewrite RESULTS.md from the last run's results.json (after editing ANALYSIS)
 
 What it measures:
 
 - **Webhook ingest**: ``orders/paid`` deliveries (each a new friend's first order with an advocate's code, so each
   runs attribution, qualification and the ledger) against gunicorn (``gunicorn.conf.py``: 2×cores+1 workers,
-  4 threads) on SQLite and on PostgreSQL, and, in the same server, a baseline route that only verifies the HMAC
-  and answers 200 (``BENCH_BASELINE_ROUTE``). Load comes from ``bench/load.py`` in a separate process on
-  loopback: closed loop at 50 and 200 concurrent deliveries, bounded in count and time. Then again with
-  ``WEBHOOK_PROCESSING=queued`` (answer after one insert, process in a job) and a job consumer
+  4 threads, or ``--web-threads``) on SQLite and on PostgreSQL, and, in the same server, a baseline route that
+  only verifies the HMAC and answers 200 (``BENCH_BASELINE_ROUTE``). Load comes from ``bench/load.py`` in a
+  separate process on loopback: closed loop at 50 and 200 concurrent deliveries, bounded in count and time.
+  Then again with ``WEBHOOK_PROCESSING=queued`` (answer after one insert, process in a job) and a job consumer
   (``flask worker``, 4 threads) running during the load, and one started only after the last answer: accepted
   req/s against a baseline in that server, the drain time (from the last 200 until every delivery is processed)
   and end-to-end processed/s. The exactly-once check runs after the last drain.
@@ -92,6 +93,15 @@ def machine(pg: PostgresServer | None) -> dict[str, str]:
         "SQLAlchemy": sqlalchemy.__version__,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def web_server(threads: int | None) -> str:
+    """Describe the gunicorn the ingest runs on: workers, threads and worker class."""
+    workers = (os.cpu_count() or 1) * 2 + 1
+    if threads is None:
+        threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+    kind = "gthread" if threads > 1 else "sync"
+    return f"gunicorn, {workers} {kind} workers" + (f" x {threads} threads" if threads > 1 else "")
 
 
 def load_average() -> str:
@@ -247,7 +257,8 @@ class Consumer:
 
 
 def ingest(backend: str, url: str, redis_url: str, requests: int, concurrencies: tuple[int, ...],
-           consumer_threads: int = 4, consumer_modes: tuple[str, ...] = ("during", "after")) -> list[Row]:
+           consumer_threads: int = 4, consumer_modes: tuple[str, ...] = ("during", "after"),
+           web_threads: int | None = None) -> list[Row]:
     """Benchmark the baseline route, inline ingest and queued ingest on one database; return table rows.
 
     Inline and queued run on separate servers (one at a time), each with its own baseline measured right
@@ -258,7 +269,7 @@ def ingest(backend: str, url: str, redis_url: str, requests: int, concurrencies:
     rows: list[Row] = []
     order = 100_000_000
     env = app_environment(url, redis_url=redis_url, extra={"BENCH_BASELINE_ROUTE": "true"})
-    server = AppServer(env, workers=workers)
+    server = AppServer(env, workers=workers, threads=web_threads)
     server.start()
     try:
         for concurrency in concurrencies:
@@ -279,17 +290,18 @@ def ingest(backend: str, url: str, redis_url: str, requests: int, concurrencies:
     # busy elsewhere during the burst: what the web tier alone accepts, and how long the backlog then takes.
     for mode in consumer_modes:
         order = _queued_ingest(rows, backend, url, env, workers, requests, concurrencies, codes, order,
-                               consumer_threads, mode)
+                               consumer_threads, mode, web_threads)
     rows[-1]["check"] = f"{backend}: " + exactly_once_check(url)
     return rows
 
 
 def _queued_ingest(rows: list[Row], backend: str, url: str, env: dict[str, str], workers: int, requests: int,
-                   concurrencies: tuple[int, ...], codes: list[str], order: int, threads: int, mode: str) -> int:
+                   concurrencies: tuple[int, ...], codes: list[str], order: int, threads: int, mode: str,
+                   web_threads: int | None) -> int:
     """Run the baseline and the queued ingest, the consumer ``during`` or ``after`` the load; return the next order."""
     queued_env = {**env, "WEBHOOK_PROCESSING": "queued"}
     consumer_env = {k: v for k, v in queued_env.items() if not k.startswith("GUNICORN_")}
-    server = AppServer(queued_env, workers=workers)
+    server = AppServer(queued_env, workers=workers, threads=web_threads)
     server.start()
     consumer: Consumer | None = None
     consumer_name = f"{threads}-thread consumer {'during' if mode == 'during' else 'after'} the load"
@@ -472,14 +484,15 @@ def markdown_table(rows: list[Row]) -> str:
 
 
 def write_results(path: Path, info: dict[str, str], rows: list[Row], notes: list[str], outputs: dict[str, str],
-                  seconds: float, quick: bool) -> None:
+                  seconds: float, command: str) -> None:
     """Write RESULTS.md: machine, table, checks, analysis notes and the raw output of the sub-benchmarks."""
     parts = [
         "# Benchmark results",
         "",
-        f"Written by `python bench/run.py{' --quick' if quick else ''}` in {seconds / 60:.1f} minutes, "
-        "from one run. Regenerate it rather than editing it. The analysis below the table is kept in the "
-        "script (`ANALYSIS`) so it is rewritten with the numbers.",
+        f"Written by `{command}` in {seconds / 60:.1f} minutes, from one run. Regenerate it rather than "
+        "editing it. The analysis below the table is kept in the script (`ANALYSIS`); after editing it, "
+        "`python bench/run.py --render` rewrites this file from the same run's figures (kept beside it in "
+        "`results.json`).",
         "",
         "## Machine",
         "",
@@ -560,7 +573,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--consumer", choices=("during", "after"), action="append",
                         help="queued ingest with the job consumer running during the load, or started after it "
                              "(default: both)")
+    parser.add_argument("--render", action="store_true",
+                        help="rewrite the output from the last run's results.json with the current ANALYSIS")
+    parser.add_argument("--web-threads", type=int,
+                        help="threads per gunicorn worker of the ingest servers; 1 runs sync workers "
+                             "(default: gunicorn.conf.py's, GUNICORN_THREADS or 4)")
     args = parser.parse_args(argv)
+    output = Path(args.output)
+    saved = output.with_name("results.json")
+    if args.render:
+        run = json.loads(saved.read_text())
+        write_results(output, run["info"], run["rows"], ANALYSIS, run["outputs"], run["seconds"], run["command"])
+        print(f"rewrote {output} from {saved}")
+        return 0
     parts = set(args.only or ("ingest", "lookup", "widget", "summary"))
     requests = args.requests or (300 if args.quick else 3000)
     referrals = 20_000 if args.quick else 1_000_000
@@ -575,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         pg.start()
         redis_server.start()
         info = machine(pg)
+        info["web server"] = web_server(args.web_threads)
         print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), flush=True)
         ingest_on = set(args.ingest_on or ("sqlite", "postgresql"))
         if "ingest" in parts and "sqlite" in ingest_on:
@@ -582,12 +608,12 @@ def main(argv: list[str] | None = None) -> int:
                 sqlite_url = f"sqlite:///{tmp}/ingest.sqlite"
                 print("ingest on SQLite...", flush=True)
                 rows += ingest("SQLite", sqlite_url, redis_server.url, requests, (50, 200), args.consumer_threads,
-                               tuple(args.consumer or ("during", "after")))
+                               tuple(args.consumer or ("during", "after")), args.web_threads)
         if "ingest" in parts and "postgresql" in ingest_on:
             print("ingest on PostgreSQL...", flush=True)
             pg_url = create_database(pg.url, "bench_ingest")
             rows += ingest("PostgreSQL", pg_url, redis_server.url, requests, (50, 200), args.consumer_threads,
-                           tuple(args.consumer or ("during", "after")))
+                           tuple(args.consumer or ("during", "after")), args.web_threads)
         if "lookup" in parts:
             print("Capillary lookup...", flush=True)
             new_rows, outputs["bench/lookup.py"] = lookup(create_database(pg.url, "bench_lookup"), referrals)
@@ -610,8 +636,11 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if row.get("check"):
             print("check: " + row["check"])
-    write_results(Path(args.output), info, rows, ANALYSIS, outputs, seconds, args.quick)
-    print(f"\nwrote {args.output} ({seconds / 60:.1f} min)")
+    command = " ".join(["python bench/run.py", *(argv if argv is not None else sys.argv[1:])])
+    saved.write_text(json.dumps({"info": info, "rows": rows, "outputs": outputs, "seconds": seconds,
+                                 "command": command}, indent=1) + "\n")
+    write_results(output, info, rows, ANALYSIS, outputs, seconds, command)
+    print(f"\nwrote {output} and {saved} ({seconds / 60:.1f} min)")
     return 0
 
 
