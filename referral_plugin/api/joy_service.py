@@ -174,14 +174,7 @@ def customer_summary(shop: Shop, customer: Customer) -> dict[str, t.Any]:
 def _date(raw: str | None, field: str) -> dt.date | None:
     if raw is None or not raw.strip():
         return None
-    try:
-        value = dt.date.fromisoformat(raw.strip())
-    except ValueError:
-        value = None
-    # Far-off years would overflow the day arithmetic; no referral happened before 1970 anyway.
-    if value is None or not 1970 <= value.year <= 9000:
-        raise ValidationError(f"{field} must be a date written YYYY-MM-DD.", code="INVALID_DATE", field=field)
-    return value
+    return reports.parse_date(raw, field)  # the dashboard's rule: YYYY-MM-DD, years 1970-9000
 
 
 def analytics(shop: Shop, start_raw: str | None, end_raw: str | None) -> dict[str, t.Any]:

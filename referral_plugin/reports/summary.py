@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import re
 import typing as t
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -96,16 +97,21 @@ def utc_bounds(zone: ZoneInfo, start: dt.date, end: dt.date) -> tuple[dt.datetim
     return low, high
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def parse_date(raw: str, field: str) -> dt.date:
     """Read a ``YYYY-MM-DD`` date; years outside 1970-9000 are refused (no referral is that old or late).
 
     :raise ValidationError: ``INVALID_DATE``, naming ``field``.
     """
+    text = raw.strip()
     try:
-        value = dt.date.fromisoformat(raw.strip())
+        # fromisoformat alone also reads 20260101 and week dates (2026-W01-1).
+        value = dt.date.fromisoformat(text) if _ISO_DATE.fullmatch(text) else None
     except ValueError:
         value = None
-    if value is None or len(raw.strip()) != 10 or not 1970 <= value.year <= 9000:
+    if value is None or not 1970 <= value.year <= 9000:
         raise ValidationError(f"{field} must be a date written YYYY-MM-DD.", code="INVALID_DATE", field=field)
     return value
 

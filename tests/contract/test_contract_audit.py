@@ -229,3 +229,16 @@ def test_compliance_webhooks_with_ids_no_shopify_id_can_be(shopify: ShopifyActio
                    orders_requested=[10**25, "\u00b2"])
     response = shopify.post_webhook("customers/data_request", request)
     assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("raw", ["20260101", "2026-W01-1", "2026W011"])
+def test_dates_other_than_yyyy_mm_dd_are_invalid(client: FlaskClient, shopify: ShopifyActions,
+                                                 integrator: Integrator, raw: str) -> None:
+    """Joy analytics and the dashboard summary read ``YYYY-MM-DD`` only: other ISO forms are INVALID_DATE."""
+    analytics = integrator.get("/rest_api/v2/referrals/analytics", query_string={"startDate": raw})
+    assert analytics.status_code == 400, analytics.get_data(as_text=True)
+    assert analytics.get_json()["error"]["code"] == "INVALID_DATE"
+    summary = client.get("/admin/api/summary", query_string={"start": raw},
+                         headers={"Authorization": f"Bearer {shopify.session_token()}"})
+    assert summary.status_code == 400, summary.get_data(as_text=True)
+    assert summary.get_json()["error"]["code"] == "INVALID_DATE"
