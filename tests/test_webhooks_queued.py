@@ -168,6 +168,16 @@ def test_accepted_delivery_is_processed_by_the_job_and_its_body_forgotten(
     assert _markers() == 1
 
 
+def test_stored_body_is_cleaned_like_the_inline_intake_cleans_it(shopify: ShopifyActions, shop: Shop) -> None:
+    """NUL and a lone surrogate in a queued delivery's strings are cleaned by the job too: processed, not failed."""
+    payload = customer_payload(9401, first_name="Ada\u0000", last_name="L\ud800")
+    assert shopify.post_webhook("customers/create", payload).get_json() == {"status": "queued"}
+    [row] = _deliveries()
+    assert (row.status, row.error) == ("processed", None)
+    customer = db.session.execute(select(Customer).where(Customer.shopify_customer_id == 9401)).scalar_one()
+    assert (customer.first_name, customer.last_name) == ("Ada", "L\ufffd")
+
+
 def test_queued_mode_gives_the_same_results_as_inline(
     app: Flask, shopify: ShopifyActions, shop: Shop, app_config: dict[str, t.Any], tmp_path: Path
 ) -> None:

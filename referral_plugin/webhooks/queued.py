@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from referral_plugin.extensions import db
 from referral_plugin.jobs import TransientJobError
 from referral_plugin.jobs import get_queue
+from referral_plugin.json_input import loads_cleaned
 from referral_plugin.models import WebhookDelivery
 from referral_plugin.models import utcnow
 from referral_plugin.webhooks.intake import DUPLICATE
@@ -203,7 +204,8 @@ def process_stored_delivery(delivery_id: int) -> str:
         db.session.commit()
         return IGNORED
     try:
-        run_handler(handler, delivery, json.loads(claimed.payload))
+        # Parsed as the inline intake parses it: NUL and lone surrogates cleaned out of the strings.
+        run_handler(handler, delivery, loads_cleaned(claimed.payload))
         # The body goes in the same transaction as the work: processed means its customer data is gone.
         _forget_payload(delivery_id)
         db.session.commit()
