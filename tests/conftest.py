@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import typing as t
 from collections.abc import Iterator
 
@@ -87,6 +88,16 @@ def mocked_responses() -> Iterator[responses_lib.RequestsMock]:
     """Play Shopify's HTTP side; every registered call must fire."""
     with responses_lib.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield rsps
+
+
+def wait_until(condition: t.Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def run_scheduled_retries(app: Flask) -> int:

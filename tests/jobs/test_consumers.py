@@ -25,6 +25,7 @@ from referral_plugin.jobs import start_inprocess_consumer
 from referral_plugin.models import EntryType
 from referral_plugin.models import LedgerEntry
 from referral_plugin.rewards import schedule_discount_issue
+from tests.conftest import wait_until
 from tests.jobs.conftest import GrantFactory
 from tests.jobs.conftest import created
 from tests.jobs.conftest import graphql_url
@@ -49,15 +50,6 @@ def wait_for_issue(grant_id: int, timeout: float = 30.0) -> LedgerEntry:
             raise AssertionError(f"no ISSUE row for grant {grant_id} after {timeout}s")
         time.sleep(0.1)
 
-
-def wait_until(condition: t.Callable[[], bool], timeout: float = 15.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 class TestRedisConsumer:

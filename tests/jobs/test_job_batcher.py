@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import typing as t
 
 import pytest
@@ -15,6 +14,7 @@ from referral_plugin.job_batcher import JobBatcher
 from referral_plugin.job_batcher import flush_all
 from referral_plugin.jobs import get_queue
 from referral_plugin.webhooks.queued import PROCESS_JOB
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -31,15 +31,6 @@ def lpush_calls(url: str) -> int:
     stats = redis.Redis.from_url(url).info("commandstats")
     return int(stats.get("cmdstat_lpush", {}).get("calls", 0))
 
-
-def wait_until(condition: t.Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.fixture
