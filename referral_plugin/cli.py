@@ -30,4 +30,7 @@ def init_db_command() -> None:
 
 def register_commands(app: Flask) -> None:
     """Add the app's CLI commands."""
+    from referral_plugin.webhooks import cli as webhooks_cli
+
     app.cli.add_command(init_db_command)
+    webhooks_cli.init_app(app)

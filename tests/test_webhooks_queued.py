@@ -396,6 +396,65 @@ def test_failed_deliveries_are_retried_until_the_cap_then_counted_as_dead_letter
     assert 'referral_webhook_backlog{state="dead"} 1.0' in metrics.get_data(as_text=True)
 
 
+def _dead_letter(actions: ShopifyActions, webhook_id: str, *, attempts: int = 10, body: bool = True) -> int:
+    """Store a delivery and make it a failed one (a dead letter at the default cap of 10 attempts)."""
+    actions.post_webhook(TOPIC, {"n": webhook_id}, webhook_id=webhook_id)
+    row_id = db.session.execute(select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook_id)).scalar_one()
+    db.session.execute(update(WebhookDelivery).where(WebhookDelivery.id == row_id).values(
+        status="failed", attempts=attempts, error="RuntimeError: boom", **({} if body else {"payload": None})))
+    db.session.commit()
+    return row_id
+
+
+def test_replay_queues_dead_letters_again_with_a_fresh_budget(parked_app: Flask, recorder: Recorder,
+                                                              shop: Shop) -> None:
+    """``webhooks replay`` lists (``--dry-run``), then re-queues the dead letters that hold a body, and they run."""
+    actions = ShopifyActions(parked_app.test_client())
+    dead = _dead_letter(actions, "wh-dead-1")
+    _dead_letter(actions, "wh-failing", attempts=3)  # still retried by the sweeper: not a dead letter
+    _dead_letter(actions, "wh-no-body", body=False)  # nothing to run: Shopify's redelivery is the way
+    huey = get_queue(parked_app).huey
+    huey.flush()
+    runner = parked_app.test_cli_runner()
+
+    listed = runner.invoke(args=["webhooks", "replay", "--dry-run"])
+    assert (listed.exit_code, listed.output) == (0, f"would re-queue 1 delivery: {dead}\n")
+    assert backlog() == {"queued": 0, "failed": 1, "dead": 2} and huey.pending_count() == 0
+
+    result = runner.invoke(args=["webhooks", "replay"])
+    assert (result.exit_code, result.output) == (0, f"re-queued 1 delivery: {dead}\n")
+    row = db.session.get(WebhookDelivery, dead)
+    assert row is not None and (row.status, row.attempts) == ("queued", 0)
+    assert huey.pending_count() == 1
+    huey.execute(huey.dequeue())
+    db.session.expire_all()
+    assert (row.status, row.payload, row.error) == ("processed", None, None)
+    assert [call.webhook_id for call in recorder.calls] == ["wh-dead-1"]
+    shown = runner.invoke(args=["webhooks", "backlog"])
+    assert shown.output == "queued 0\nfailed 1\ndead 1\n"
+
+
+def test_replay_by_id_shop_and_topic(parked_app: Flask, recorder: Recorder, shop: Shop) -> None:
+    """``--id`` takes a failed delivery dead or not; ``--shop`` and ``--topic`` narrow; a bad domain is refused."""
+    actions = ShopifyActions(parked_app.test_client())
+    failing = _dead_letter(actions, "wh-failing", attempts=3)
+    dead = _dead_letter(actions, "wh-dead-2")
+    runner = parked_app.test_cli_runner()
+
+    assert runner.invoke(args=["webhooks", "replay", "--shop", "other-shop.myshopify.com"]).output == (
+        "re-queued 0 deliveries\n")
+    assert runner.invoke(args=["webhooks", "replay", "--topic", "orders/paid"]).output == "re-queued 0 deliveries\n"
+    refused = runner.invoke(args=["webhooks", "replay", "--shop", "evil.example.com"])
+    assert refused.exit_code == 2 and "--shop" in refused.output
+    assert backlog() == {"queued": 0, "failed": 1, "dead": 1}
+
+    by_id = runner.invoke(args=["webhooks", "replay", "--id", str(failing), "--shop", SHOP, "--topic", TOPIC])
+    assert (by_id.exit_code, by_id.output) == (0, f"re-queued 1 delivery: {failing}\n")
+    assert backlog() == {"queued": 1, "failed": 0, "dead": 1}
+    assert runner.invoke(args=["webhooks", "replay", "--id", str(failing)]).output == "re-queued 0 deliveries\n"
+    assert dead != failing
+
+
 def test_queued_outcome_is_counted_in_metrics(client: FlaskClient, shopify: ShopifyActions, recorder: Recorder,
                                               shop: Shop) -> None:
     """``/metrics`` counts accepted deliveries under the ``queued`` outcome."""

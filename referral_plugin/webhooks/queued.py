@@ -327,6 +327,36 @@ def backlog() -> dict[str, int]:
     return counts
 
 
+def replay_failed(*, ids: t.Sequence[int] = (), shop_domain: str | None = None, topic: str | None = None,
+                  dry_run: bool = False) -> list[int]:
+    """Put failed deliveries back in the queue with a fresh budget of attempts; return their ids.
+
+    Without ``ids``: the dead letters (``failed`` at :func:`max_attempts`), of one shop or topic if given, once
+    their cause is fixed. With ``ids``: those deliveries if they are ``failed``, dead or not. Only rows that
+    still hold their body: an inline failure or a redacted delivery has none, and Shopify's redelivery is the
+    way for those. ``dry_run`` only lists them.
+    """
+    where = [_C.status == FAILED, _C.payload.is_not(None)]
+    where.append(_C.id.in_(ids) if ids else _C.attempts >= max_attempts())
+    if shop_domain:
+        where.append(_C.shop_domain == shop_domain)
+    if topic:
+        where.append(_C.topic == topic)
+    if dry_run:
+        found = list(db.session.execute(select(_C.id).where(*where).order_by(_C.id)).scalars())
+        db.session.rollback()
+        return found
+    # The conditional update claims them: a job or sweep running meanwhile finds them queued, not failed.
+    requeued = sorted(db.session.execute(
+        update(_TABLE).where(*where).values(status=QUEUED, attempts=0).returning(_C.id)
+    ).scalars())
+    db.session.commit()
+    if requeued:
+        get_queue().enqueue_many([(PROCESS_JOB, (delivery_id,)) for delivery_id in requeued])
+        logger.info("re-queued %d failed webhook deliveries", len(requeued))
+    return requeued
+
+
 # --- Privacy -------------------------------------------------------------------------------------------------
 
 
