@@ -52,7 +52,7 @@ F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 MAX_RETRY_DELAY = 3600
 _PENDING_KEY = "referral_plugin.pending_jobs"
 #: Modules whose import registers jobs; imported by :func:`init_app`.
-JOB_MODULES = ("referral_plugin.rewards.tasks", "referral_plugin.webhooks.tasks")
+JOB_MODULES = ("referral_plugin.rewards.tasks", "referral_plugin.webhooks.tasks", "referral_plugin.reports.tasks")
 
 
 class TransientJobError(Exception):

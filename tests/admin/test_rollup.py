@@ -12,6 +12,7 @@ from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from referral_plugin.extensions import db
+from referral_plugin.jobs import get_queue
 from referral_plugin.models import Click
 from referral_plugin.models import Customer
 from referral_plugin.models import Invitation
@@ -382,3 +384,41 @@ def test_an_edit_of_an_expired_old_row_retires_the_roll_up(world: World) -> None
 
     summary = shop_summary(world.shop, start, today)
     assert summary == shop_summary(world.shop, start, today, cached=False)
+
+
+def test_the_periodic_job_builds_the_year_before_a_merchant_asks(world: World, app: t.Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reports.warm_summaries`` counts the last WARM_DAYS closed days once (again after a write retires
+    them), so the dashboard's request reads the roll-up instead of building it."""
+    world.run(("order", 0, "50.00"))
+    world.run(("click", 0))
+    world.run(("age", 80))
+    zone = shop_zone(world.shop)
+
+    def days_built() -> int:
+        db.session.rollback()
+        return int(db.session.execute(select(func.count()).select_from(SummaryDay).where(
+            SummaryDay.shop_id == world.shop.id)).scalar_one())
+
+    get_queue(app).run_periodic("reports.warm_summaries")
+    assert days_built() == rollup.WARM_DAYS
+    db.session.execute(delete(SummaryDay).where(SummaryDay.shop_id == world.shop.id))
+    db.session.commit()
+    get_queue(app).run_periodic("reports.warm_summaries")  # the same minute: another consumer's run did it
+    assert days_built() == 0
+    assert rollup.warm(world.shop) == rollup.WARM_DAYS
+    assert rollup.warm(world.shop) == 0
+
+    def no_build(*_args: t.Any, **_kwargs: t.Any) -> int:
+        raise AssertionError("the request built days the job had built")
+
+    today = shop_today(world.shop)
+    start = today - dt.timedelta(days=364)
+    with monkeypatch.context() as patch:
+        patch.setattr(rollup, "_build", no_build)
+        assert rollup.figures(world.shop, zone, start, today) == raw_figures(world.shop, zone, start, today)
+
+    world.backdate("attributions", 0, 10, "orm")  # an old row changes: the shop's version is retired
+    assert rollup.warm(world.shop) == rollup.WARM_DAYS
+    assert days_built() == rollup.WARM_DAYS  # the old version's rows went with the rebuild
+    assert shop_summary(world.shop, start, today) == shop_summary(world.shop, start, today, cached=False)
