@@ -341,6 +341,13 @@ def test_two_concurrent_runs_of_one_job_process_it_once(app: Flask, recorder: Re
 # --- The sweeper ---------------------------------------------------------------------------------------------
 
 
+def _lose_jobs(app: Flask) -> None:
+    """Drop every job handed over so far, the batcher's included, as a process dying before the enqueue would."""
+    queue = get_queue(app)
+    queue.batcher.flush()
+    queue.huey.flush()
+
+
 @pytest.fixture
 def parked_app(app_config: dict[str, t.Any], tmp_path: Path, app: Flask) -> Iterator[Flask]:
     """Return a second app on the same database whose jobs wait in a SQLite queue instead of running."""
@@ -355,7 +362,7 @@ def test_sweeper_requeues_a_delivery_whose_job_was_lost(parked_app: Flask, recor
     """A delivery still ``queued`` after the interval (its job lost) is queued again, once per interval."""
     huey = get_queue(parked_app).huey
     ShopifyActions(parked_app.test_client()).post_webhook(TOPIC, {"n": 3}, webhook_id="wh-lost")
-    huey.flush()  # the job is lost: a process died between the commit and the enqueue
+    _lose_jobs(parked_app)  # the job is lost: a process died between the commit and the enqueue
     now = dt.datetime.now(dt.UTC)
     assert sweep_deliveries(now) == {"lost": [], "failed": []}  # too fresh: its job may still be on its way
 
@@ -377,14 +384,13 @@ def test_failed_deliveries_are_retried_until_the_cap_then_counted_as_dead_letter
     parked_app: Flask, recorder: Recorder, shop: Shop
 ) -> None:
     """The sweeper retries a ``failed`` delivery under WEBHOOK_MAX_ATTEMPTS; at the cap it stays failed and counted."""
-    huey = get_queue(parked_app).huey
     ShopifyActions(parked_app.test_client()).post_webhook(TOPIC, {"n": 4}, webhook_id="wh-dead")
     [row] = _deliveries()
     now = dt.datetime.now(dt.UTC)
     db.session.execute(update(WebhookDelivery).values(status="failed", attempts=3, error="boom",
                                                       processed_at=now - dt.timedelta(minutes=30)))
     db.session.commit()
-    huey.flush()
+    _lose_jobs(parked_app)
     assert sweep_deliveries(now)["failed"] == [row.id]
     assert backlog() == {"queued": 0, "failed": 1, "dead": 0}
 
@@ -414,7 +420,7 @@ def test_replay_queues_dead_letters_again_with_a_fresh_budget(parked_app: Flask,
     _dead_letter(actions, "wh-failing", attempts=3)  # still retried by the sweeper: not a dead letter
     _dead_letter(actions, "wh-no-body", body=False)  # nothing to run: Shopify's redelivery is the way
     huey = get_queue(parked_app).huey
-    huey.flush()
+    _lose_jobs(parked_app)
     runner = parked_app.test_cli_runner()
 
     listed = runner.invoke(args=["webhooks", "replay", "--dry-run"])

@@ -58,6 +58,7 @@ from referral_plugin.webhooks.intake import IntakeResult
 from referral_plugin.webhooks.intake import error_text
 from referral_plugin.webhooks.intake import run_handler
 from referral_plugin.webhooks.intake import verify_request
+from referral_plugin.webhooks.intake_connections import intake_connections
 from referral_plugin.webhooks.registry import Delivery
 from referral_plugin.webhooks.registry import handler_for
 
@@ -97,8 +98,9 @@ def accept_webhook(body: bytes, headers: HeaderSource, *, secret: str,
 def store_delivery(delivery: Delivery, body: bytes) -> IntakeResult:
     """Record ``delivery`` once with its raw body, then enqueue its job; see the module docstring.
 
-    The insert is one statement on a connection of its own in autocommit mode: its own transaction, one
-    round trip (no BEGIN and COMMIT around it), and nothing the caller's session holds is touched.
+    The insert is one statement on a connection of its own in autocommit mode (kept by the thread between
+    requests, :mod:`~referral_plugin.webhooks.intake_connections`): its own transaction, one round trip (no
+    BEGIN and COMMIT around it), and nothing the caller's session holds is touched.
     """
     handled = handler_for(delivery.topic) is not None
     body_text = body.decode("utf-8") if handled else None
@@ -115,11 +117,7 @@ def store_delivery(delivery: Delivery, body: bytes) -> IntakeResult:
         "received_at": utcnow(),
         "payload": body_text,
     }
-    with db.engine.connect() as connection:
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        row_id = _insert_once(connection, values)
-        if row_id is None and body_text is not None:
-            row_id = _requeue_failed(connection, delivery, body_text)
+    row_id = intake_connections.run(lambda connection: _record(connection, delivery, values, body_text))
     if row_id is None:
         logger.info("duplicate webhook %s %s for %s", delivery.topic, delivery.webhook_id, delivery.shop_domain)
         return IntakeResult(DUPLICATE, delivery)
@@ -130,6 +128,14 @@ def store_delivery(delivery: Delivery, body: bytes) -> IntakeResult:
     # sweeper finds the row still queued and enqueues it again.
     get_queue().enqueue_soon(PROCESS_JOB, row_id)
     return IntakeResult(QUEUED, delivery)
+
+
+def _record(connection: Connection, delivery: Delivery, values: dict[str, t.Any], body: str | None) -> int | None:
+    """Insert the delivery, or take back its earlier failed row; return the row id, None for a duplicate."""
+    row_id = _insert_once(connection, values)
+    if row_id is None and body is not None:
+        row_id = _requeue_failed(connection, delivery, body)
+    return row_id
 
 
 #: The insert of each dialect, built once: building it per request costs more than running it.

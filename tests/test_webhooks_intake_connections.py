@@ -1,0 +1,78 @@
+"""The queued intake's per-thread autocommit connection: kept, replaced when the database drops it, closed on dispose.
+
+PostgreSQL only (SQLite checks a connection out per request); run by the suite's PostgreSQL pass.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from flask import Flask
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import text
+
+from referral_plugin.extensions import db
+from referral_plugin.models import Shop
+from referral_plugin.models import WebhookDelivery
+from referral_plugin.webhooks.intake_connections import intake_connections
+from tests.engine.conftest import customer_payload
+from tests.shopify_actions import ShopifyActions
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Queued intake; jobs run at commit."""
+    return {**app_config, "WEBHOOK_PROCESSING": "queued"}
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only(app: Flask) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the intake keeps connections on PostgreSQL only (TEST_DATABASE_URL)")
+
+
+def intake_backend() -> int:
+    """Return the server process id of this thread's intake connection."""
+    return int(intake_connections.run(lambda connection: connection.execute(text("SELECT pg_backend_pid()")).scalar()))
+
+
+def stored() -> int:
+    db.session.rollback()
+    return int(db.session.execute(select(func.count()).select_from(WebhookDelivery)).scalar_one())
+
+
+def test_one_connection_serves_the_threads_deliveries(shopify: ShopifyActions, shop: Shop) -> None:
+    """Two deliveries, one server process: the connection stayed open between the requests, in autocommit."""
+    assert shopify.post_webhook("customers/create", customer_payload(9501)).get_json() == {"status": "queued"}
+    first = intake_backend()
+    assert shopify.post_webhook("customers/create", customer_payload(9502)).get_json() == {"status": "queued"}
+    assert intake_backend() == first
+    assert stored() == 2  # committed by the insert itself: another connection sees both
+
+
+def test_a_connection_the_database_dropped_is_replaced_and_the_delivery_stored(
+    shopify: ShopifyActions, shop: Shop
+) -> None:
+    """The server ends the kept connection (a restart, an idle timeout): the next delivery is still 200 and stored."""
+    assert shopify.post_webhook("customers/create", customer_payload(9511)).status_code == 200
+    dropped = intake_backend()
+    db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
+    db.session.commit()
+
+    response = shopify.post_webhook("customers/create", customer_payload(9512))
+    assert (response.status_code, response.get_json()) == (200, {"status": "queued"})
+    assert intake_backend() != dropped
+    assert stored() == 2
+
+
+def test_disposing_the_engine_closes_the_kept_connection(shopify: ShopifyActions, shop: Shop) -> None:
+    """Tests and gunicorn's post_fork dispose the engine: the kept connection goes with its pool."""
+    assert shopify.post_webhook("customers/create", customer_payload(9521)).status_code == 200
+    kept = intake_backend()
+    db.engine.dispose()
+    alive = db.session.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": kept})
+    assert alive.scalar_one() == 0
+    db.session.rollback()
+    assert intake_backend() != kept
