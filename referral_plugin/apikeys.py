@@ -175,7 +175,10 @@ def create_command(shop_domain: str, name: str | None) -> None:
     shop = _shop_by_domain(shop_domain)
     if not shop.is_installed:
         click.echo(f"Warning: {shop.shopify_domain} is not installed; the key works once it is.", err=True)
-    created = create_key(shop, name)
+    try:
+        created = create_key(shop, name)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.message, param_hint="--name") from None
     db.session.commit()
     click.echo(f"Created API key {created.api_key.prefix} for {shop.shopify_domain}. "
                "Store it now: it is not shown again.")

@@ -397,7 +397,7 @@ def metrics_view() -> Response:
         registry.register(_ProcessRegistry())
     registry.register(QueueDepthCollector())
     registry.register(WebhookBacklogCollector())
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 # --- /readyz ---------------------------------------------------------------------------------------------

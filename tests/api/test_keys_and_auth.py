@@ -51,6 +51,10 @@ def test_cli_refuses_unknown_shops_and_prefixes(runner: FlaskCliRunner, api_shop
     assert runner.invoke(args=["api-key", "create", "https://evil.example"]).exit_code != 0
     result = runner.invoke(args=["api-key", "revoke", "rpk_zzzzzzzz"])
     assert result.exit_code != 0 and "No API key" in result.output
+    too_long = runner.invoke(args=["api-key", "create", api_shop.shopify_domain, "--name", "x" * 256])
+    assert too_long.exit_code == 2 and "255 characters at most" in too_long.output
+    assert too_long.exception is None or isinstance(too_long.exception, SystemExit)
+    assert db.session.scalars(select(ApiKey)).all() == []
 
 
 def test_keys_are_unguessable_and_distinct(api_shop: Shop) -> None:

@@ -10,6 +10,7 @@ import typing as t
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client import REGISTRY
 
 from referral_plugin import create_app
@@ -67,6 +68,8 @@ def test_metrics_require_the_bearer_token(client: FlaskClient) -> None:
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     body = _metrics(client)
+    answer = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert answer.headers["Content-Type"] == CONTENT_TYPE_LATEST  # the exposition format's type, charset once
     for family in (
         "referral_http_request_duration_seconds",
         "referral_webhooks_total",
