@@ -5,9 +5,9 @@ is still a 400) and then does one statement, committed on its own (autocommit): 
 NOTHING RETURNING id`` of the delivery with its raw body and status ``queued``. Once it is committed it hands
 ``webhooks.process_delivery`` to the process's :class:`~referral_plugin.job_batcher.JobBatcher` and answers 200;
 the batcher's thread puts the jobs of all deliveries that arrived within a few milliseconds on the queue in one
-round trip. A repeat (same webhook id, or same topic and
-event id) inserts nothing and is answered 200 as a duplicate, unless the earlier delivery ``failed``: then the
-repeat claims that row back to ``queued`` and enqueues it again.
+round trip. A repeat (same webhook id, or same topic and event id) inserts nothing and is answered 200 as a
+duplicate, unless the earlier delivery ``failed``: then the repeat claims that row back to ``queued`` and
+enqueues it again.
 
 The job runs the topic's handler exactly as the inline intake does, in one transaction whose first statement
 claims the row with a conditional update (``queued``/``failed`` → ``processed``): on PostgreSQL that row lock,
@@ -18,8 +18,8 @@ back, recorded as ``failed`` in a short transaction of its own, and raised again
 Nothing is lost between the commit and the enqueue: the periodic :func:`sweep_deliveries` re-enqueues rows
 left ``queued`` (a process died before its batcher handed the job over, or a worker died holding the job; Huey
 does not acknowledge jobs; looked for only while the queue is empty, so a backlog is not enqueued twice) and
-``failed`` rows under
-:data:`DEFAULT_MAX_ATTEMPTS`. Beyond that they stay ``failed``: the dead letters, counted in ``/metrics``.
+``failed`` rows under :data:`DEFAULT_MAX_ATTEMPTS`. Beyond that they stay ``failed``: the dead letters, counted
+in ``/metrics``; ``flask --app app webhooks replay`` queues them again once their cause is fixed.
 """
 
 from __future__ import annotations
