@@ -31,6 +31,8 @@ class Customer(Base):
         Index("ix_customers_shop_email_canonical", "shop_id", "email_canonical"),
         Index("ix_customers_shop_email", "shop_id", "email"),
         Index("ix_customers_shop_phone", "shop_id", "phone"),
+        # The shared-address rule: who else lives at a friend's address (usually nobody).
+        Index("ix_customers_shop_address_hash", "shop_id", "address_hash"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

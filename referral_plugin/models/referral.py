@@ -133,6 +133,8 @@ class Referral(Base):
         Index("ix_referrals_shop_held", "shop_id", "id", postgresql_where=text("status = 'held'")),
         # The Capillary lookup: an advocate's referrals in a campaign, counted and paged in order from the index.
         Index("ix_referrals_shop_advocate_created", "shop_id", "advocate_id", "campaign_id", "created_at", "id"),
+        # The velocity rule: an advocate's referrals decided in the last day, however many they had before.
+        Index("ix_referrals_shop_advocate_decided", "shop_id", "advocate_id", "decided_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

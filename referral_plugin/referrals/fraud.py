@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from flask import current_app
 from sqlalchemy import func
 from sqlalchemy import select
-from sqlalchemy.orm import aliased
 
 from referral_plugin.extensions import db
 from referral_plugin.models import Customer
@@ -93,14 +92,17 @@ def review_signal(
         return Reason.REVIEW_DISPOSABLE_EMAIL, {"email_domain": domain}
     hashed = identity.get("address_hash")
     if hashed:
-        other = aliased(Customer)
+        # From the few customers at that address (usually none) to their referrals, never through all of
+        # the advocate's referrals: a popular advocate has thousands, and the databases' planners walked them.
+        neighbours = [customer_id for customer_id in db.session.execute(select(Customer.id).where(
+            Customer.shop_id == shop.id, Customer.address_hash == hashed)).scalars()
+            if friend is None or customer_id != friend.id]
         shared = db.session.scalar(
-            select(Referral.id).join(other, other.id == Referral.friend_id).where(
-                Referral.shop_id == shop.id, Referral.advocate_id == advocate.id,
-                Referral.status.in_(_COUNTED_STATUSES), other.address_hash == hashed,
+            select(Referral.id).where(
+                Referral.shop_id == shop.id, Referral.friend_id.in_(neighbours),
+                Referral.advocate_id == advocate.id, Referral.status.in_(_COUNTED_STATUSES),
                 Referral.decided_at >= now - SHARED_ADDRESS_WINDOW,
-                *([other.id != friend.id] if friend is not None else []),
-            ).limit(1))
+            ).order_by(Referral.id).limit(1)) if neighbours else None
         if shared is not None:
             return Reason.REVIEW_SHARED_ADDRESS, {"shared_with_referral": shared}
     limit = velocity_limit()
