@@ -59,8 +59,6 @@ class JobBatcher:
         if self.queue.huey.immediate:
             self.queue.enqueue(name, *args)
             return
-        if not self.owned_here():
-            self._start_fresh()
         with self._ready:
             self._calls.append((name, args))
             if self._thread is None or not self._thread.is_alive():
@@ -107,6 +105,16 @@ class JobBatcher:
 
 #: Every batcher of this process, flushed at interpreter exit.
 _LIVE: weakref.WeakSet[JobBatcher] = weakref.WeakSet()
+
+
+def _start_children_fresh() -> None:
+    """In a forked child, before any of its threads runs: every batcher starts empty, with a thread of its own."""
+    for batcher in list(_LIVE):
+        batcher._start_fresh()  # noqa: SLF001 - the batchers' own fork hook
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_start_children_fresh)
 
 
 @atexit.register
