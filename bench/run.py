@@ -520,7 +520,7 @@ ANALYSIS = [
     "- **Inline ingest (the default) does its work before answering.** One `orders/paid` delivery costs about "
     "9 ms of CPU in-process on SQLite and 12 ms on PostgreSQL (about 25 SQL statements; the rest is Python: ORM, "
     "attribution, qualification, the ledger), against 0.3 ms for the HMAC-only baseline, so the ratio stays near "
-    "0.04 whatever the database: 81-99 deliveries/s here against about 2,100-2,300 for the baseline.",
+    "0.04-0.05 whatever the database: 100-117 deliveries/s here against about 2,200-2,500 for the baseline.",
     "- **Queued ingest (`WEBHOOK_PROCESSING=queued`) answers after one insert.** The request verifies the HMAC, "
     "checks headers and JSON, runs one autocommitted `INSERT ... ON CONFLICT DO NOTHING RETURNING id` on a "
     "connection its thread keeps open, parks the job in the process's batcher (a thread that hands the jobs of "
@@ -531,9 +531,9 @@ ANALYSIS = [
     "after): 1.37 ms in the gunicorn worker (baseline 0.55), 0.24 ms in the "
     "PostgreSQL backend, 0.01 ms in Redis, and 0.42 ms in the load generator (0.31): 2.06 ms of the two cores per "
     "accepted delivery against 0.88 ms for the baseline.",
-    "- **The web tier alone accepts 0.40-0.43x of the baseline on PostgreSQL.** The `consumer after the load` "
-    "rows are what Shopify sees during a burst when the consumers run on other machines: 914-933 deliveries/s "
-    "at 200 and 50 in flight (inline: 82-83), p99 281 ms at 200 (inline 3.4 s). The previous run of this "
+    "- **The web tier alone accepts 0.40-0.44x of the baseline on PostgreSQL.** The `consumer after the load` "
+    "rows are what Shopify sees during a burst when the consumers run on other machines: 907-973 deliveries/s "
+    "at 200 and 50 in flight (inline: 100-103), p99 342 ms at 200 (inline 2.3 s). The previous run of this "
     "benchmark, before the batcher, the kept connection and sync workers, measured 0.34-0.36x (762-776/s, p99 "
     "565 ms). 0.5x needs the whole accepted path to cost at most twice a request that does nothing, about 1.75 ms "
     "here; what is left above the baseline is one database round trip through SQLAlchemy and psycopg (the largest "
@@ -543,19 +543,19 @@ ANALYSIS = [
     "that makes redelivery and exactly-once safe).",
     "- **One machine for everything halves it again.** With the consumer running during the load (the `during` "
     "rows), it and the PostgreSQL backends serving its ~25 statements per delivery take a core, and queued ingest "
-    "accepts 0.18-0.23x of the baseline (392 deliveries/s, 4.7x inline; p99 0.8 s at 200). End to end one "
-    "consumer process works off 54-58 deliveries/s on PostgreSQL and 73-80 on SQLite: it is bound to one core by "
+    "accepts 0.15-0.19x of the baseline (300-356 deliveries/s, 3-3.6x inline; p99 0.9 s at 200). End to end one "
+    "consumer process works off 57-64 deliveries/s on PostgreSQL and 93-98 on SQLite: it is bound to one core by "
     "the GIL, so a burst of 3,000 takes about a minute to drain (the `drain s` column). Run consumers on their own "
     "machines and add processes for the sustained order rate; the web tier keeps the accept rate of the `after` "
     "rows.",
     "- **SQLite serializes writers**: while a consumer runs, its job transaction holds the only write lock for its "
     "~25 statements and the intake's insert waits for it, so queued ingest on SQLite accepts no more than inline "
-    "(78 deliveries/s); with the consumer after the burst it accepts 695-750/s (0.33x). PostgreSQL takes writes "
+    "(94-98 deliveries/s); with the consumer after the burst it accepts 774/s (0.32x). PostgreSQL takes writes "
     "from every worker at once.",
     "- **p99 at 200 concurrent deliveries is bounded below by Little's law**: with a closed loop of 200 in flight, "
     "mean latency is about 200 / throughput. A p99 under 50 ms at 200 in flight needs more than 4,000 "
     "deliveries/s, about twice what this machine's two cores give even the baseline route, which does almost "
-    "nothing and is itself at 103-121 ms p99 here. At 50 in flight queued ingest answers with p99 70 ms. "
+    "nothing and is itself at 94-105 ms p99 here. At 50 in flight queued ingest answers with p99 61 ms. "
     "Shopify's budget is 5 s per delivery.",
     "- **The ingest servers ran sync workers** (`--web-threads 1`, see the machine section): the recommended shape "
     "for a tier that only takes webhooks (README, Running in production). With gunicorn's default of 4 threads per "
