@@ -151,6 +151,8 @@ def build_config(
         # A fresh key per start: demo sessions and cookies need not survive a restart.
         config["SECRET_KEY"] = config["SECRET_KEY"] or secrets.token_hex(32)
     _require(config, "SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", "SECRET_KEY")
+    # Written "a, b" or one per line in an env file, Shopify wants "a,b": spaces would reach its authorize URL.
+    config["SHOPIFY_SCOPES"] = ",".join(s.strip() for s in str(config["SHOPIFY_SCOPES"]).split(",") if s.strip())
     config["APP_URL"] = str(config["APP_URL"]).rstrip("/")
     config["APP_PROXY_PREFIX"] = "/" + str(config["APP_PROXY_PREFIX"]).strip("/")
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

@@ -40,6 +40,13 @@ def test_postgres_urls_use_psycopg3(monkeypatch: pytest.MonkeyPatch) -> None:
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@localhost/db"
 
 
+def test_scopes_written_with_spaces_are_sent_as_shopify_expects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SHOPIFY_SCOPES="read_orders, write_discounts,"`` reaches Shopify as ``read_orders,write_discounts``."""
+    monkeypatch.setenv("SHOPIFY_SCOPES", " read_orders, write_discounts,\n")
+    app = create_app({"SECRET_KEY": "k", "SHOPIFY_API_KEY": "key", "SHOPIFY_API_SECRET": "secret"})
+    assert app.config["SHOPIFY_SCOPES"] == "read_orders,write_discounts"
+
+
 def test_healthz_answers_when_database_answers(client) -> None:
     """GET /healthz is 200 {"status": "ok"} with a working database."""
     response = client.get("/healthz")

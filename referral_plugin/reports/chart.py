@@ -41,10 +41,14 @@ def _label(day: dt.date) -> str:
 def day_title(row: t.Mapping[str, t.Any], currency: str) -> str:
     """Return one day's numbers as a sentence."""
     day = dt.date.fromisoformat(row["date"])
-    orders = row["referredOrders"]
-    return (f"{_label(day)}: {row['clicks']} clicks, {row['signups']} signups, "
-            f"{orders} referred order{'s' if orders != 1 else ''}, "
+    return (f"{_label(day)}: {_count(row['clicks'], 'click')}, {_count(row['signups'], 'signup')}, "
+            f"{_count(row['referredOrders'], 'referred order')}, "
             f"{row['referralRevenue']:.2f} {currency} revenue")
+
+
+def _count(n: int, noun: str) -> str:
+    """Return ``n`` with ``noun``, plural unless it is one ("1 click", "0 clicks")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def series_svg(series: t.Sequence[t.Mapping[str, t.Any]], currency: str) -> Markup:
@@ -63,8 +67,8 @@ def series_svg(series: t.Sequence[t.Mapping[str, t.Any]], currency: str) -> Mark
     total_signups = sum(row["signups"] for row in series)
     first = series[0]["date"] if series else ""
     last = series[-1]["date"] if series else ""
-    summary = (f"Daily referral activity from {first} to {last}: {total_clicks} clicks, "
-               f"{total_signups} signups and {total_orders} referred orders.")
+    summary = (f"Daily referral activity from {first} to {last}: {_count(total_clicks, 'click')}, "
+               f"{_count(total_signups, 'signup')} and {_count(total_orders, 'referred order')}.")
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title chart-desc" '
         f'preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">',

@@ -16,6 +16,10 @@ def test_one_group_per_day_with_a_readable_title() -> None:
     svg = str(series_svg([_row("2026-11-01", 4, 2, 1), _row("2026-11-02")], "USD"))
     assert svg.count('<g class="day">') == 2
     assert "<title>Nov 1: 4 clicks, 2 signups, 1 referred order, 12.50 USD revenue</title>" in svg
+    assert "<title>Nov 2: 0 clicks, 0 signups, 0 referred orders, 0.00 USD revenue</title>" in svg
+    singular = str(series_svg([_row("2026-11-03", 1, 1, 1)], "USD"))
+    assert "Nov 3: 1 click, 1 signup, 1 referred order," in singular
+    assert "1 click, 1 signup and 1 referred order." in singular  # the chart's description
     assert 'role="img"' in svg and "<desc" in svg
     assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")  # nothing to fetch
     assert "<script" not in svg
