@@ -47,7 +47,6 @@ class JobBatcher:
     def _start_fresh(self) -> None:
         # After a fork the child has the parent's list and lock but not its thread: begin again, empty.
         # (The parent still holds, and flushes, whatever it had collected.)
-        self._pid = os.getpid()
         self._ready = threading.Condition(threading.Lock())
         # Held while handing over, so a caller's flush returns only once the thread's batch is on the queue too.
         self._flushing = threading.Lock()
@@ -65,10 +64,6 @@ class JobBatcher:
                 self._thread = threading.Thread(target=self._run, name="job-batcher", daemon=True)
                 self._thread.start()
             self._ready.notify()
-
-    def owned_here(self) -> bool:
-        """Tell whether this process collected the calls held (a forked child has not yet)."""
-        return self._pid == os.getpid()
 
     def pending(self) -> int:
         """Return how many calls wait for the next round trip."""
@@ -121,5 +116,4 @@ if hasattr(os, "register_at_fork"):
 def flush_all() -> None:
     """Flush every batcher of this process (at exit, and from gunicorn's ``worker_exit``)."""
     for batcher in list(_LIVE):
-        if batcher.owned_here():
-            batcher.flush()
+        batcher.flush()

@@ -5,6 +5,7 @@ PostgreSQL only (SQLite checks a connection out per request); run by the suite's
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 import pytest
@@ -76,3 +77,21 @@ def test_disposing_the_engine_closes_the_kept_connection(shopify: ShopifyActions
     assert alive.scalar_one() == 0
     db.session.rollback()
     assert intake_backend() != kept
+
+
+def test_a_forked_worker_opens_its_own_and_leaves_the_parents_open(shopify: ShopifyActions, shop: Shop) -> None:
+    """gunicorn forks workers and disposes the inherited pool (``post_fork``): the child neither uses nor closes
+    the parent's kept connection, and opens one of its own."""
+    assert shopify.post_webhook("customers/create", customer_payload(9531)).status_code == 200
+    parents = intake_backend()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return into pytest
+        code = 1
+        try:
+            db.engine.dispose(close=False)
+            code = 0 if intake_backend() != parents else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert intake_backend() == parents

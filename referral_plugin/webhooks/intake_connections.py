@@ -4,7 +4,7 @@ The queued intake's work is one ``INSERT``. Checking a connection out of the poo
 autocommit and back on return costs about as much again as the statement, so each thread keeps one open,
 already in autocommit, for the process's life. The connection comes from the app's engine (same pool, same
 settings) and is let go when that engine is disposed (tests; gunicorn's ``post_fork``), in a forked child
-(never one inherited from the parent) and when it fails: a connection the database dropped (a restart, an
+(which forgets the parent's without closing them) and when it fails: a connection the database dropped (a restart, an
 idle timeout) is replaced and the statement run once more, which is safe because the insert is idempotent.
 SQLite keeps a checkout per request: its insert waits for the file's writer lock whatever the connection.
 """
@@ -30,10 +30,13 @@ class IntakeConnections:
     """Each thread's autocommit connection to the app's database."""
 
     def __init__(self) -> None:
+        self.forget_all()
+
+    def forget_all(self) -> None:
+        """Hold nothing (a forked child: the parent's sockets are the parent's to close)."""
         self._local = threading.local()
-        # Every connection held, by engine, with the process that opened it: disposing the engine closes
-        # them in all threads of that process.
-        self._held: weakref.WeakKeyDictionary[Engine, dict[Connection, int]] = weakref.WeakKeyDictionary()
+        # Every connection held, by engine: disposing the engine closes them in all threads.
+        self._held: weakref.WeakKeyDictionary[Engine, set[Connection]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def run(self, work: t.Callable[[Connection], T]) -> T:
@@ -53,15 +56,14 @@ class IntakeConnections:
     def _connection(self, engine: Engine) -> Connection:
         local = self._local
         held = getattr(local, "connection", None)
-        if held is not None and local.engine is engine and local.pid == os.getpid() and not held.closed:
+        if held is not None and local.engine is engine and not held.closed:
             return t.cast(Connection, held)
         connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        local.connection, local.engine, local.pid = connection, engine, os.getpid()
+        local.connection, local.engine = connection, engine
         with self._lock:
-            if engine not in self._held:
-                self._held[engine] = {}
+            self._held.setdefault(engine, set()).add(connection)
+            if not event.contains(engine, "engine_disposed", self._close_all):
                 event.listen(engine, "engine_disposed", self._close_all)
-            self._held[engine][connection] = os.getpid()
         return connection
 
     def _forget(self, engine: Engine) -> None:
@@ -70,18 +72,19 @@ class IntakeConnections:
         self._local.connection = None
         if connection is not None:
             with self._lock:
-                self._held.get(engine, {}).pop(connection, None)
+                self._held.get(engine, set()).discard(connection)
             connection.close()
 
     def _close_all(self, engine: Engine) -> None:
-        """Close every thread's connection to a disposed engine (a forked child only forgets the parent's)."""
+        """Close every thread's connection to a disposed engine."""
         with self._lock:
-            connections = self._held.pop(engine, {})
-        for connection, pid in connections.items():
-            if pid == os.getpid():  # a child must not close the parent's sockets, only forget them
-                # Closed outright, not returned: the engine's old pool is gone and would keep it open.
-                connection.invalidate()
-                connection.close()
+            connections = self._held.pop(engine, set())
+        for connection in connections:
+            # Closed outright, not returned: the engine's old pool is gone and would keep it open.
+            connection.invalidate()
+            connection.close()
 
 
 intake_connections = IntakeConnections()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=intake_connections.forget_all)
