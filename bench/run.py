@@ -95,13 +95,16 @@ def machine(pg: PostgresServer | None) -> dict[str, str]:
     }
 
 
+#: The ingest servers' worker processes: gunicorn.conf.py's default, 2 per core plus one.
+WEB_WORKERS = (os.cpu_count() or 1) * 2 + 1
+
+
 def web_server(threads: int | None) -> str:
     """Describe the gunicorn the ingest runs on: workers, threads and worker class."""
-    workers = (os.cpu_count() or 1) * 2 + 1
     if threads is None:
         threads = int(os.environ.get("GUNICORN_THREADS") or 4)
     kind = "gthread" if threads > 1 else "sync"
-    return f"gunicorn, {workers} {kind} workers" + (f" x {threads} threads" if threads > 1 else "")
+    return f"gunicorn, {WEB_WORKERS} {kind} workers" + (f" x {threads} threads" if threads > 1 else "")
 
 
 def load_average() -> str:
@@ -265,7 +268,7 @@ def ingest(backend: str, url: str, redis_url: str, requests: int, concurrencies:
     before, so every ratio compares two loads on the same server under the same conditions.
     """
     codes = prepare_ingest_database(url)
-    workers = (os.cpu_count() or 1) * 2 + 1
+    workers = WEB_WORKERS
     rows: list[Row] = []
     order = 100_000_000
     env = app_environment(url, redis_url=redis_url, extra={"BENCH_BASELINE_ROUTE": "true"})
