@@ -61,7 +61,11 @@ def _shop_of(url: t.Any, claim: str) -> str:
     """Return the canonical shop domain an ``iss``/``dest`` URL points at."""
     if not isinstance(url, str) or not url.startswith("https://"):
         raise InvalidSessionToken(f"session token {claim} is not an https shop URL")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # An unbalanced ``[`` (an IPv6 literal) makes urlsplit raise: a bad claim, not a 500.
+        raise InvalidSessionToken(f"session token {claim} is not a valid shop URL") from None
     shop = sanitize_shop_domain(parts.netloc)
     if shop is None or parts.netloc.lower() != shop:
         raise InvalidSessionToken(f"session token {claim} is not a valid shop domain")

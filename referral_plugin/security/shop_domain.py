@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from referral_plugin.errors import InvalidShopDomain
 
@@ -34,13 +33,12 @@ def sanitize_shop_domain(raw: str | None) -> str | None:
     value = value.rstrip("/")
     if "." not in value and re.fullmatch(r"[a-z0-9][a-z0-9-]*[a-z0-9]", value):
         value += ".myshopify.com"
-    parts = urlsplit("//" + value)
-    if parts.path or parts.query or parts.fragment or parts.username or parts.password or parts.port:
+    # The canonical pattern admits no ``@``, ``:``, ``[``, ``/``, ``?`` or ``#``, so credentials, ports, IPv6
+    # literals, paths and other hosts all fail here; urlsplit is not used because it raises on a port like
+    # ``:abc`` or an unbalanced ``[``, which would turn a bad shop into a 500.
+    if not _CANONICAL.fullmatch(value):
         return None
-    host = parts.hostname or ""
-    if host != value or not _CANONICAL.fullmatch(host):
-        return None
-    return host
+    return value
 
 
 def require_shop_domain(raw: str | None) -> str:

@@ -1,0 +1,65 @@
+"""Audit as Shopify: shop domains that urlsplit cannot parse are a 4xx on every surface, never a 500."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+from flask.testing import FlaskClient
+
+from referral_plugin.models import Shop
+from tests.shopify_actions import SHOP
+from tests.shopify_actions import ShopifyActions
+from tests.shopify_actions import session_token
+from tests.shopify_actions import signed_admin_query
+
+# A port that is not a number, an unbalanced IPv6 bracket, a port out of range: urllib raises on each.
+UNPARSABLE_HOSTS = ["shop.myshopify.com:abc", "[abc", "shop.myshopify.com:99999", "a]b.myshopify.com", "[::1]"]
+
+
+@pytest.mark.parametrize("host", UNPARSABLE_HOSTS)
+def test_install_with_unparsable_shop_is_400_without_redirect(client: FlaskClient, host: str) -> None:
+    """A correctly signed install for an unparsable shop is refused with 400, not a 500 or a redirect."""
+    response = client.get("/auth/install?" + urlencode(signed_admin_query({"shop": host})))
+    assert response.status_code == 400
+    assert response.headers.get("Location") is None
+
+
+@pytest.mark.parametrize("host", UNPARSABLE_HOSTS)
+def test_bounce_page_ignores_unparsable_shop(client: FlaskClient, host: str) -> None:
+    """The session-token bounce page renders with a shop it cannot parse, framing only Shopify's admin."""
+    response = client.get("/auth/session-token?" + urlencode({"shop": host}))
+    assert response.status_code == 200
+    assert host not in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("host", UNPARSABLE_HOSTS)
+def test_dashboard_load_with_unparsable_shop_bounces(client: FlaskClient, host: str) -> None:
+    """A dashboard load naming an unparsable shop, signed or not, gets the bounce page (401), not a 500."""
+    for query in ({"shop": host}, signed_admin_query({"shop": host})):
+        response = client.get("/admin?" + urlencode(query))
+        assert response.status_code == 401
+        assert response.headers["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+
+
+@pytest.mark.parametrize("host", UNPARSABLE_HOSTS)
+def test_webhook_for_unparsable_shop_is_400(shopify: ShopifyActions, shop: Shop, host: str) -> None:
+    """A signed webhook whose shop header cannot be parsed is 400."""
+    response = shopify.post_webhook("customers/create", {"id": 1}, shop=host)
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("host", UNPARSABLE_HOSTS)
+def test_proxy_for_unparsable_shop_is_refused(shopify: ShopifyActions, shop: Shop, host: str) -> None:
+    """A signed proxy call for an unparsable shop is refused with a 4xx and no widget."""
+    response = shopify.proxy_get("widget", shop=host)
+    assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize("host", UNPARSABLE_HOSTS)
+def test_session_token_for_unparsable_shop_is_401(client: FlaskClient, shop: Shop, host: str) -> None:
+    """A correctly signed session token whose iss/dest host cannot be parsed is 401 with the retry header."""
+    token = session_token(SHOP, iss=f"https://{host}/admin", dest=f"https://{host}")
+    response = client.get("/admin/api/summary", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["X-Shopify-Retry-Invalid-Session-Request"] == "1"
