@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 from collections.abc import Mapping
+from decimal import Decimal
+from decimal import InvalidOperation
 
 from flask import Blueprint
 from flask import Response
@@ -82,6 +84,12 @@ RANGE_PRESETS = (7, 30, 90, 365)
 #: Row ids are 64-bit: a larger number in a URL or form names no row (and would overflow the query).
 MAX_ID = 2**63 - 1
 MAX_BULK = 200
+#: Amounts from this many digits before the point up are refused here: far beyond any reward, and past what
+#: two-decimal arithmetic holds (28 digits), where the engine's rounding would raise instead of answering.
+MAX_AMOUNT_DIGITS = 15
+#: Campaign start and end years the form accepts (typed in the shop's zone).
+MIN_YEAR = 1970
+MAX_YEAR = 9998
 
 
 @bp.context_processor
@@ -261,6 +269,18 @@ def _form_int(form: Mapping[str, str], field: str, *, blank: int | None) -> int 
         raise ValidationError("Enter a whole number.", field=field) from None
 
 
+def _form_amount(form: Mapping[str, str], field: str, *, blank: str = "") -> str:
+    """Return an amount field as typed, refusing a number too large to be an amount (a field error, not a 500)."""
+    raw = (form.get(field) or "").strip() or blank
+    try:
+        number = Decimal(raw)
+    except (InvalidOperation, ValueError):
+        return raw  # the engine names what is wrong with it
+    if number.is_finite() and number != 0 and number.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise ValidationError("The value is too large.", field=field)
+    return raw
+
+
 def _form_datetime(form: Mapping[str, str], field: str, shop: Shop) -> dt.datetime | None:
     raw = (form.get(field) or "").strip()
     if not raw:
@@ -269,6 +289,9 @@ def _form_datetime(form: Mapping[str, str], field: str, shop: Shop) -> dt.dateti
         local = dt.datetime.fromisoformat(raw)
     except ValueError:
         raise ValidationError("Enter a date and time.", field=field) from None
+    # Year 1 or 9999 in a zone off UTC has no UTC instant to store (or none to show back in the shop's zone).
+    if not MIN_YEAR <= local.year <= MAX_YEAR:
+        raise ValidationError(f"Enter a year from {MIN_YEAR} to {MAX_YEAR}.", field=field)
     return local if local.tzinfo else local.replace(tzinfo=shop_zone(shop))
 
 
@@ -278,10 +301,10 @@ def campaign_input(form: Mapping[str, str], shop: Shop) -> dict[str, t.Any]:
         "name": form.get("name", ""),
         "status": form.get("status", CampaignStatus.ACTIVE.value),
         "advocate_reward_kind": form.get("advocate_reward_kind", RewardKind.POINTS.value),
-        "advocate_reward_value": (form.get("advocate_reward_value") or "").strip(),
+        "advocate_reward_value": _form_amount(form, "advocate_reward_value"),
         "friend_reward_kind": form.get("friend_reward_kind", RewardKind.POINTS.value),
-        "friend_reward_value": (form.get("friend_reward_value") or "").strip(),
-        "min_order_subtotal": (form.get("min_order_subtotal") or "0").strip(),
+        "friend_reward_value": _form_amount(form, "friend_reward_value"),
+        "min_order_subtotal": _form_amount(form, "min_order_subtotal", blank="0"),
         "new_customers_only": form.get("new_customers_only") in ("on", "true", "1"),
         "advocate_cap": _form_int(form, "advocate_cap", blank=None),
         "hold_days": _form_int(form, "hold_days", blank=0),
