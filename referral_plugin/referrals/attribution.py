@@ -50,6 +50,20 @@ class Attribution:
     evidence: dict[str, t.Any] = field(default_factory=dict)
     #: The discount the code itself gave at checkout (when it was used as a discount code).
     applied_amount: Decimal | None = None
+    #: Shopify's type of that discount: ``fixed_amount``, ``percentage`` or ``shipping``.
+    applied_type: str | None = None
+
+    def subtotal_before_code(self, subtotal: Decimal | None) -> Decimal | None:
+        """Return the order's subtotal before the referral code's own discount on the items.
+
+        Shopify's ``subtotal_price`` is after discounts, while the code's minimum in Shopify is checked
+        before it: a friend whose cart met the minimum must not fail it by using the code.
+        """
+        if subtotal is None or self.source != Source.DISCOUNT_CODE or not self.applied_amount:
+            return subtotal
+        if self.applied_type == "shipping" or self.applied_amount <= 0:
+            return subtotal
+        return subtotal + self.applied_amount
 
 
 def attribute_order(shop: Shop, order: Mapping[str, t.Any], friend: Customer | None) -> Attribution | None:
@@ -58,8 +72,10 @@ def attribute_order(shop: Shop, order: Mapping[str, t.Any], friend: Customer | N
         raw = entry.get("code") if isinstance(entry, Mapping) else None
         code = find_code(shop, raw) if isinstance(raw, str) else None
         if code is not None:
+            kind = entry.get("type")
             return Attribution(Source.DISCOUNT_CODE, code=code, evidence={"discount_code": raw},
-                               applied_amount=money(entry.get("amount")))
+                               applied_amount=money(entry.get("amount")),
+                               applied_type=kind if isinstance(kind, str) else None)
     for entry in _list(order.get("note_attributes")):
         if not isinstance(entry, Mapping):
             continue

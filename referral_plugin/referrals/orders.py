@@ -118,12 +118,14 @@ def process_paid_order(shop: Shop, order: Mapping[str, t.Any]) -> OrderAttributi
         return None
     if referral is None and friend is not None and friend.id != advocate.id:
         referral = _bind_for_order(shop, campaign, code, advocate, friend, found)
+    subtotal = money(order.get("subtotal_price"))
     facts = OrderFacts(
         order_id=order_id,
-        subtotal=money(order.get("subtotal_price")),
+        subtotal=subtotal,
         test=is_test,
         paid_at=_paid_at(order, now),
         customer_orders_count=_orders_count(order),
+        minimum_basis=found.subtotal_before_code(subtotal),
     )
     decision = qualify(shop, campaign, advocate, friend, facts, order, referral=referral, code=code, now=now)
     if decision.reason == Reason.ALREADY_REFERRED:

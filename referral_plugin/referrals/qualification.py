@@ -59,6 +59,8 @@ class OrderFacts:
     test: bool
     paid_at: dt.datetime
     customer_orders_count: int | None = None
+    #: What the campaign's minimum is checked against: the subtotal before the referral code's own discount.
+    minimum_basis: Decimal | None = None
 
 
 def rewards_test_orders(shop: Shop) -> bool:
@@ -107,9 +109,11 @@ def qualify(
                 return Decision(REJECTED, Reason.NOT_NEW_CUSTOMER,
                                 {"customer_since": friend.created_at.isoformat(), "referred_at": anchor.isoformat()})
     minimum = Decimal(campaign.min_order_subtotal or 0)
-    if minimum > 0 and (facts.subtotal is None or facts.subtotal < minimum):
+    basis = facts.minimum_basis if facts.minimum_basis is not None else facts.subtotal
+    if minimum > 0 and (basis is None or basis < minimum):
         return Decision(REJECTED, Reason.BELOW_MINIMUM,
                         {"subtotal": str(facts.subtotal) if facts.subtotal is not None else None,
+                         **({"subtotal_before_code": str(basis)} if basis != facts.subtotal else {}),
                          "minimum": str(minimum)})
     if campaign.advocate_cap is not None:
         rewarded = db.session.scalar(select(func.count(Referral.id)).where(

@@ -1,0 +1,578 @@
+"""Audit of the reward engine from outside, as a merchant running a referral program sees it.
+
+Shopify is played by signed webhooks (payloads are copies of Shopify's samples) and, for discount rewards, by
+``responses`` answering the Admin GraphQL API; the merchant uses the dashboard's forms and JSON endpoints; an
+integrator reads the Joy and Capillary APIs. After each story the numbers the merchant sees (summary, exports,
+Joy) are checked against the ledger itself: they must agree exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+import json
+import re
+import typing as t
+from decimal import Decimal
+
+import pytest
+import responses as responses_lib
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func
+from sqlalchemy import select
+
+from referral_plugin.extensions import db
+from referral_plugin.models import EntryType
+from referral_plugin.models import LedgerEntry
+from referral_plugin.models import OrderAttribution
+from referral_plugin.models import Referral
+from tests.contract.conftest import Integrator
+from tests.contract.test_contract_dashboard_campaign import _form_with
+from tests.shopify_actions import SHOP
+from tests.shopify_actions import ShopifyActions
+from tests.shopify_actions import load_payload
+from tests.shopify_actions import session_token
+
+_ids = itertools.count(700_001)
+
+
+def customer(customer_id: int, email: str | None, *, phone: str | None = None,
+             street: str | None = None) -> dict[str, t.Any]:
+    """Return a ``customers/create`` payload (Shopify's sample) for one person, with their own address."""
+    payload = load_payload("customers_create")
+    payload.update(id=customer_id, email=email, phone=phone, note=None, first_name=f"First{customer_id}",
+                   last_name=f"Last{customer_id}", admin_graphql_api_id=f"gid://shopify/Customer/{customer_id}",
+                   created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    address = dict(payload["default_address"])
+    address.update(customer_id=customer_id, address1=street or f"{customer_id} Main Street", phone=None,
+                   first_name=f"First{customer_id}", last_name=f"Last{customer_id}")
+    payload["default_address"] = address
+    return payload
+
+
+def order(customer_payload: dict[str, t.Any] | None, *, order_id: int | None = None, code: str | None = None,
+          code_amount: str = "0.00", subtotal: str = "100.00", total: str | None = None,
+          landing_site: str | None = None, cart_code: str | None = None, street: str | None = None,
+          currency: str = "USD", test: bool = False) -> dict[str, t.Any]:
+    """Return a paid ``orders/paid`` payload (Shopify's sample) of ``customer_payload`` (None: a guest)."""
+    payload = load_payload("orders_paid")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    oid = order_id or next(_ids) * 1000
+    total = total or subtotal
+    payload.update(id=oid, admin_graphql_api_id=f"gid://shopify/Order/{oid}", name=f"#{oid % 100000}",
+                   created_at=now, processed_at=now, updated_at=now, test=test, financial_status="paid",
+                   cancelled_at=None, cancel_reason=None, currency=currency, presentment_currency=currency,
+                   subtotal_price=subtotal, current_subtotal_price=subtotal, total_price=total,
+                   current_total_price=total, total_outstanding="0.00", total_discounts=code_amount,
+                   current_total_discounts=code_amount, discount_applications=[], note_attributes=[],
+                   landing_site=landing_site, refunds=[])
+    payload["discount_codes"] = [{"code": code, "amount": code_amount, "type": "fixed_amount"}] if code else []
+    if cart_code:
+        payload["note_attributes"] = [{"name": "referral_code", "value": cart_code}]
+    if customer_payload is None:
+        payload["customer"] = None
+        payload.update(email="guest@example.net", contact_email="guest@example.net", phone=None)
+    else:
+        buyer = dict(payload["customer"])
+        buyer.update(id=customer_payload["id"], email=customer_payload["email"], phone=customer_payload["phone"],
+                     first_name=customer_payload["first_name"], last_name=customer_payload["last_name"],
+                     admin_graphql_api_id=customer_payload["admin_graphql_api_id"],
+                     default_address=customer_payload["default_address"])
+        payload["customer"] = buyer
+        payload.update(email=customer_payload["email"], contact_email=customer_payload["email"],
+                       phone=customer_payload["phone"])
+        street = street or customer_payload["default_address"]["address1"]
+    home = customer_payload["default_address"] if customer_payload else payload["shipping_address"]
+    shipping = {key: home.get(key) for key in ("first_name", "last_name", "address1", "address2", "city", "zip",
+                                               "province", "country", "province_code", "country_code", "name")}
+    shipping.update(address1=street or "1 Guest Lane", phone=None)
+    payload["shipping_address"] = shipping
+    payload["billing_address"] = dict(shipping)
+    return payload
+
+
+def refund(order_payload: dict[str, t.Any], amount: str, *, refund_id: int | None = None) -> dict[str, t.Any]:
+    """Return a ``refunds/create`` payload (Shopify's sample) giving back ``amount`` of the order."""
+    payload = load_payload("refunds_create")
+    rid = refund_id or next(_ids) * 7
+    payload.update(id=rid, order_id=order_payload["id"], admin_graphql_api_id=f"gid://shopify/Refund/{rid}")
+    transaction = dict(payload["transactions"][0])
+    transaction.update(order_id=order_payload["id"], amount=amount, kind="refund", status="success", test=False)
+    payload["transactions"] = [transaction]
+    item = dict(payload["refund_line_items"][0])
+    item.update(subtotal=float(amount))
+    payload["refund_line_items"] = [item]
+    return payload
+
+
+def cancellation(order_payload: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Return the order as ``orders/cancelled`` carries it."""
+    return dict(order_payload, cancelled_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                cancel_reason="customer", financial_status="refunded")
+
+
+class Store:
+    """Shopify's side: deliver webhooks and expect 200."""
+
+    def __init__(self, shopify: ShopifyActions) -> None:
+        self.shopify = shopify
+
+    def send(self, topic: str, payload: dict[str, t.Any], **kwargs: t.Any) -> None:
+        """Deliver one signed webhook and expect Shopify's 200."""
+        response = self.shopify.post_webhook(topic, payload, **kwargs)
+        assert response.status_code == 200, (topic, response.get_data(as_text=True))
+
+    def register(self, customer_id: int, email: str | None, **kwargs: t.Any) -> dict[str, t.Any]:
+        """Register a customer through ``customers/create`` and return the payload."""
+        payload = customer(customer_id, email, **kwargs)
+        self.send("customers/create", payload)
+        return payload
+
+    def invite(self, advocate_id: int, *friends: str) -> None:
+        """Invite friends from the advocate's widget (its form token, then a JSON post)."""
+        html = self.shopify.proxy_get("widget", advocate_id).get_data(as_text=True)
+        token = re.search(r'name="token" value="([^"]+)"', html)
+        assert token, html
+        sent = self.shopify.proxy_post("invitations", advocate_id, json={"token": token.group(1),
+                                                                          "friends": list(friends)},
+                                       headers={"Accept": "application/json"})
+        assert sent.status_code in (200, 207), sent.get_data(as_text=True)
+
+    def pay(self, payload: dict[str, t.Any], **kwargs: t.Any) -> None:
+        """Deliver ``orders/paid``."""
+        self.send("orders/paid", payload, **kwargs)
+
+
+class Merchant:
+    """The merchant in the embedded dashboard: campaign forms, summary, review queue and CSV exports."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {session_token(SHOP)}"}
+
+    def campaigns(self) -> str:
+        """Return the campaigns page."""
+        page = self.client.get("/admin/campaigns", query_string={"id_token": session_token(SHOP)})
+        assert page.status_code == 200
+        return page.get_data(as_text=True)
+
+    def _submit(self, path: str, values: t.Mapping[str, t.Any]) -> None:
+        page = self.client.get(path, query_string={"id_token": session_token(SHOP)})
+        assert page.status_code == 200, page.get_data(as_text=True)[:300]
+        form = _form_with(page.get_data(as_text=True), "advocate")
+        fields = dict(form["fields"])
+        for key, value in values.items():
+            if isinstance(value, bool):
+                if value:
+                    fields[key] = "on"
+                else:
+                    fields.pop(key, None)
+            else:
+                fields[key] = str(value)
+        action = form["action"] or path
+        response = self.client.post(action, data=fields, query_string=None if "id_token" in action else {
+            "id_token": session_token(SHOP)})
+        assert response.status_code in (302, 303), response.get_data(as_text=True)[:2000]
+
+    def edit(self, token: str, **values: t.Any) -> None:
+        """Change a campaign through its dashboard form."""
+        self._submit(f"/admin/campaigns/{token}", values)
+
+    def create(self, **values: t.Any) -> None:
+        """Create a campaign through the dashboard's new-campaign form."""
+        self._submit("/admin/campaigns/new", values)
+
+    def summary(self, **query: str) -> dict[str, t.Any]:
+        """Return ``/admin/api/summary``."""
+        response = self.client.get("/admin/api/summary", headers=self._auth(), query_string=query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        data: dict[str, t.Any] = response.get_json()
+        return data
+
+    def export(self, kind: str) -> list[dict[str, str]]:
+        """Return the rows of a CSV export of the last 30 days."""
+        response = self.client.get(f"/admin/exports/{kind}.csv", query_string={"id_token": session_token(SHOP)})
+        assert response.status_code == 200, response.get_data(as_text=True)[:500]
+        return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+    def decide(self, action: str, ids: list[int], reason: str = "") -> dict[str, t.Any]:
+        """Approve or reject held referrals through the review API."""
+        response = self.client.post("/admin/api/review", headers=self._auth(),
+                                    json={"action": action, "ids": ids, "reason": reason})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        data: dict[str, t.Any] = response.get_json()
+        return data
+
+
+@pytest.fixture
+def store(shopify: ShopifyActions, shop: t.Any) -> Store:
+    """Return the shop as Shopify drives it."""
+    return Store(shopify)
+
+
+@pytest.fixture
+def merchant(client: FlaskClient, shop: t.Any) -> Merchant:
+    """Return the merchant in the dashboard."""
+    return Merchant(client)
+
+
+def default_token(integrator: Integrator) -> str:
+    """Return the default campaign's token from the campaigns API."""
+    return str(next(c["token"] for c in integrator.get("/api/v1/campaigns").get_json()["data"] if c["isDefault"]))
+
+
+def ledger_rows() -> list[LedgerEntry]:
+    """Return every ledger row, fresh from the database (the ground truth)."""
+    db.session.expire_all()
+    return list(db.session.scalars(select(LedgerEntry).order_by(LedgerEntry.id)))
+
+
+def net_points(shopify_customer_id: int) -> int:
+    """Return a customer's net points from the ledger rows themselves (grants, releases, reversals)."""
+    from referral_plugin.models import Customer
+
+    db.session.expire_all()
+    total = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.points), 0))
+                              .join(Customer, Customer.id == LedgerEntry.customer_id)
+                              .where(Customer.shopify_customer_id == shopify_customer_id,
+                                     LedgerEntry.entry_type.in_(("grant", "release", "reversal", "adjustment"))))
+    return int(total or 0)
+
+
+def reconcile(merchant: Merchant, integrator: Integrator, customer_ids: t.Iterable[int]) -> dict[str, t.Any]:
+    """Check that the summary, both exports and Joy agree exactly with the ledger; return the summary."""
+    rows = ledger_rows()
+    summary = merchant.summary()
+    counted = [r for r in rows if r.entry_type in ("grant", "release", "reversal") and r.reward_kind == "points"]
+    assert summary["pointsAwarded"] == sum(r.points for r in counted)
+    assert summary["couponsIssued"] == sum(1 for r in rows if r.entry_type == EntryType.ISSUE)
+    assert sum(day["pointsAwarded"] for day in summary["series"]) == summary["pointsAwarded"]
+    accepted = db.session.scalars(select(OrderAttribution).where(
+        OrderAttribution.decision.in_(("qualified", "held")))).all()
+    assert summary["referredOrders"] == len(accepted)
+    assert Decimal(str(summary["referralRevenue"])) == sum((a.total or Decimal(0) for a in accepted), Decimal(0))
+    exported = merchant.export("ledger")
+    assert [int(r["entry_id"]) for r in exported] == [r.id for r in rows]
+    assert [int(r["points"]) for r in exported] == [r.points for r in rows]
+    assert [Decimal(r["amount"]) for r in exported] == [Decimal(r.amount) for r in rows]
+    referrals = merchant.export("referrals")
+    stored = {r.id: r.status for r in db.session.scalars(select(Referral))}
+    assert {int(r["referral_id"]): r["status"] for r in referrals} == stored
+    analytics = integrator.get("/rest_api/v2/referrals/analytics").get_json()["data"]
+    assert analytics["countCouponCodeUsage"] == summary["referredOrders"]
+    for customer_id in customer_ids:
+        joy = integrator.summary(customer_id)
+        assert joy["totalPointEarnRefer"] == net_points(customer_id), customer_id
+    return summary
+
+
+def balance(integrator: Integrator, customer_id: int) -> int:
+    """Return the customer's net referral points as Joy reports them."""
+    return int(integrator.summary(customer_id)["totalPointEarnRefer"])
+
+
+# Rewarded once for a first paid order, however the friend came ----------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["code", "link", "cart", "invitation"])
+def test_advocate_and_friend_rewarded_once_for_the_first_paid_order(
+        how: str, store: Store, merchant: Merchant, integrator: Integrator) -> None:
+    """Whichever way the friend came (code, invite link, cart attribute, invitation), both sides earn once."""
+    store.register(1, "ann@example.com")
+    code = integrator.code_of("ann@example.com")
+    if how == "invitation":
+        store.invite(1, "bea@example.com")
+    if how == "link":
+        landing = store.shopify.proxy_get(f"r/{code.lower()}", None)
+        assert landing.status_code == 302
+        assert landing.headers["Location"].endswith(f"?ref={code}"), landing.headers["Location"]
+    friend = store.register(2, "bea@example.com")
+    evidence: dict[str, t.Any] = {
+        "code": {"code": code.lower()}, "link": {"landing_site": f"/?ref={code}"}, "cart": {"cart_code": code},
+        "invitation": {}}[how]
+    first = order(friend, subtotal="80.00", **evidence)
+    store.pay(first)
+    store.pay(first)  # redelivered under a new webhook id
+    store.pay(order(friend, subtotal="90.00", **evidence))  # the friend's second order
+    assert (balance(integrator, 1), balance(integrator, 2)) == (100, 50)
+    summary = reconcile(merchant, integrator, [1, 2])
+    assert (summary["referredOrders"], summary["pointsAwarded"]) == (1, 150)
+    assert summary["referralRevenue"] == 80.0
+    if how == "link":
+        assert summary["clicks"] == 1 and summary["conversionRate"] == 1.0
+    assert integrator.summary(1)["totalRedeemCoupon"] == 1
+
+
+def test_unregistered_friend_paying_with_the_code_is_rewarded(store: Store, merchant: Merchant,
+                                                              integrator: Integrator) -> None:
+    """A friend whose account is created by checkout (no customers/create first) still earns once."""
+    store.register(11, "cal@example.com")
+    code = integrator.code_of("cal@example.com")
+    store.pay(order(customer(12, "dot@example.com"), code=code))
+    assert (balance(integrator, 11), balance(integrator, 12)) == (100, 50)
+    reconcile(merchant, integrator, [11, 12])
+
+
+
+# Points versus discount codes made through the Admin API ----------------------------------------------------
+
+
+class FakeAdmin:
+    """Shopify's Admin GraphQL API: records every call and creates discount nodes."""
+
+    def __init__(self, app: Flask, mocked: responses_lib.RequestsMock) -> None:
+        self.calls: list[dict[str, t.Any]] = []
+        self._nodes = itertools.count(1)
+        url = f"https://{SHOP}/admin/api/{app.config['SHOPIFY_API_VERSION']}/graphql.json"
+        mocked.add_callback(responses_lib.POST, url, callback=self._answer, content_type="application/json")
+
+    def _answer(self, request: t.Any) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body)
+        self.calls.append(body)
+        match = re.search(r"(?:mutation|query)[^{]*{\s*(\w+)", body["query"])
+        root = match.group(1) if match else "data"
+        if body["query"].lstrip().startswith("mutation"):
+            node = body["variables"].get("id") or f"gid://shopify/DiscountCodeNode/{next(self._nodes)}"
+            return 200, {}, json.dumps({"data": {root: {"codeDiscountNode": {"id": node}, "userErrors": []}}})
+        return 200, {}, json.dumps({"data": {root: None}})
+
+    def created(self) -> list[dict[str, t.Any]]:
+        """Return the ``DiscountCodeBasicInput`` of every discount created."""
+        return [c["variables"]["d"] for c in self.calls if "discountCodeBasicCreate" in c["query"]]
+
+    def deactivated(self) -> list[str]:
+        """Return the node ids deactivated."""
+        return [c["variables"]["id"] for c in self.calls if "discountCodeDeactivate" in c["query"]]
+
+
+@pytest.fixture
+def admin(app: Flask, mocked_responses: responses_lib.RequestsMock) -> FakeAdmin:
+    """Return Shopify's Admin API as ``responses`` plays it."""
+    return FakeAdmin(app, mocked_responses)
+
+
+def test_fixed_amount_rewards_are_single_use_codes_for_the_right_customer(
+        app: Flask, store: Store, merchant: Merchant, integrator: Integrator, admin: FakeAdmin) -> None:
+    """A 7.50 advocate reward is a one-use code for the advocate alone, in the shop's currency, for 7.50."""
+    store.register(21, "eve@example.com")
+    merchant.edit(default_token(integrator), advocate_reward_kind="fixed_amount", advocate_reward_value="7.5",
+                  friend_reward_kind="percentage", friend_reward_value="12.5")
+    code = integrator.code_of("eve@example.com")
+    friend = store.register(22, "fay@example.com")
+    store.pay(order(friend, code=code, code_amount="12.50", subtotal="87.50"))
+    rewards = [d for d in admin.created() if d["code"].startswith("REF-")]
+    assert len(rewards) == 1, admin.created()
+    reward = rewards[0]
+    assert reward["customerGets"]["value"] == {"discountAmount": {"amount": "7.50", "appliesOnEachItem": False}}
+    assert reward["usageLimit"] == 1 and reward["appliesOncePerCustomer"] is True
+    assert reward["context"] == {"customers": {"add": ["gid://shopify/Customer/21"]}}
+    assert "endsAt" not in reward  # no expiry is configured for reward codes
+    live = [d for d in admin.created() if d["code"] == code]
+    assert live and live[-1]["customerGets"]["value"] == {"percentage": 0.125}
+    rows = ledger_rows()
+    grant = next(r for r in rows if r.entry_type == "grant" and r.side == "advocate")
+    assert (grant.amount, grant.currency) == (Decimal("7.50"), "USD")
+    friend_grant = next(r for r in rows if r.entry_type == "grant" and r.side == "friend")
+    assert (friend_grant.reason, friend_grant.amount, friend_grant.discount_code) == (
+        "APPLIED_AT_CHECKOUT", Decimal("12.50"), code)
+    issue = next(r for r in rows if r.entry_type == "issue")
+    assert issue.related_entry_id == grant.id and issue.discount_code == reward["code"]
+    summary = reconcile(merchant, integrator, [21, 22])
+    assert summary["couponsIssued"] == 1 and summary["pointsAwarded"] == 0
+    assert summary["rewardsCostBreakdown"]["fixedDiscounts"] == 20.0  # 7.50 given + 12.50 taken off at checkout
+    # The order is cancelled: the advocate's unused code is deactivated, once.
+    store.send("orders/cancelled", cancellation(order(friend, order_id=rows[0].shopify_order_id, code=code)))
+    store.send("orders/cancelled", cancellation(order(friend, order_id=rows[0].shopify_order_id, code=code)))
+    assert admin.deactivated() == [issue.discount_node_id]
+    reconcile(merchant, integrator, [21, 22])
+
+
+def test_percentage_reward_for_a_friend_who_came_by_link(
+        app: Flask, store: Store, merchant: Merchant, integrator: Integrator, admin: FakeAdmin) -> None:
+    """A friend who did not use the code at checkout gets their 15% reward as their own one-use code."""
+    store.register(31, "gus@example.com")
+    merchant.edit(default_token(integrator), friend_reward_kind="percentage", friend_reward_value="15")
+    code = integrator.code_of("gus@example.com")
+    friend = store.register(32, "hal@example.com")
+    store.pay(order(friend, landing_site=f"/products/x?ref={code}"))
+    rewards = [d for d in admin.created() if d["code"].startswith("REF-")]
+    assert len(rewards) == 1
+    assert rewards[0]["customerGets"]["value"] == {"percentage": 0.15}
+    assert rewards[0]["context"] == {"customers": {"add": ["gid://shopify/Customer/32"]}}
+    assert (balance(integrator, 31), balance(integrator, 32)) == (100, 0)
+    reconcile(merchant, integrator, [31, 32])
+
+
+def test_code_discount_carries_the_campaign_minimum_and_end(
+        app: Flask, store: Store, merchant: Merchant, integrator: Integrator, admin: FakeAdmin) -> None:
+    """The advocate's code as a live discount has the friend's offer, the minimum and the campaign's end."""
+    store.register(41, "ida@example.com")
+    ends = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).replace(second=0, microsecond=0)
+    merchant.edit(default_token(integrator), friend_reward_kind="fixed_amount", friend_reward_value="10",
+                  min_order_subtotal="50", ends_at=ends.strftime("%Y-%m-%dT%H:%M"))
+    code = integrator.code_of("ida@example.com")
+    live = [d for d in admin.created() if d["code"] == code]
+    assert live, admin.calls
+    last = live[-1]
+    assert last["customerGets"]["value"]["discountAmount"]["amount"] == "10.00"
+    assert last["minimumRequirement"] == {"subtotal": {"greaterThanOrEqualToSubtotal": "50.00"}}
+    assert last["endsAt"] == ends.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert last["appliesOncePerCustomer"] is True
+
+
+# Qualification -------------------------------------------------------------------------------------------------
+
+
+def test_minimum_is_checked_before_the_referral_discount(store: Store, merchant: Merchant,
+                                                         integrator: Integrator) -> None:
+    """A 55.00 cart with the 10.00 referral code meets a 50.00 minimum, as Shopify's own discount check says."""
+    store.register(51, "jon@example.com")
+    merchant.edit(default_token(integrator), min_order_subtotal="50")
+    code = integrator.code_of("jon@example.com")
+    friend = store.register(52, "kim@example.com")
+    store.pay(order(friend, code=code, code_amount="10.00", subtotal="45.00"))
+    assert (balance(integrator, 51), balance(integrator, 52)) == (100, 50)
+    reconcile(merchant, integrator, [51, 52])
+
+
+def test_minimum_order_value_boundaries(store: Store, merchant: Merchant, integrator: Integrator) -> None:
+    """Below the minimum earns nothing and uses the first order; exactly the minimum earns."""
+    store.register(61, "lea@example.com")
+    merchant.edit(default_token(integrator), min_order_subtotal="50")
+    code = integrator.code_of("lea@example.com")
+    below, exact = store.register(62, "max@example.com"), store.register(63, "ned@example.com")
+    store.pay(order(below, code=code, subtotal="49.99"))
+    store.pay(order(below, code=code, subtotal="80.00"))  # second order: not the first any more
+    store.pay(order(exact, code=code, subtotal="50.00"))
+    assert [balance(integrator, c) for c in (61, 62, 63)] == [100, 0, 50]
+    reasons = {r["friend_customer_id"]: r["reason"] for r in merchant.export("referrals")}
+    assert reasons == {"62": "BELOW_MINIMUM", "63": "QUALIFIED"}
+    summary = reconcile(merchant, integrator, [61, 62, 63])
+    assert summary["referredOrders"] == 1
+
+
+def test_campaign_schedule_and_pause(store: Store, merchant: Merchant, integrator: Integrator) -> None:
+    """Paused or outside its dates, the campaign rewards nothing; running again, the next friend earns."""
+    store.register(71, "oli@example.com")
+    token = default_token(integrator)
+    code = integrator.code_of("oli@example.com")
+    merchant.edit(token, status="paused")
+    store.pay(order(store.register(72, "pam@example.com"), code=code))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    merchant.edit(token, status="active", starts_at=later.strftime("%Y-%m-%dT%H:%M"))
+    store.pay(order(store.register(73, "quinn@example.com"), code=code))
+    merchant.edit(token, starts_at="", ends_at=(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime(
+        "%Y-%m-%dT%H:%M"))
+    store.pay(order(store.register(74, "rae@example.com"), code=code))
+    merchant.edit(token, ends_at="")
+    store.pay(order(store.register(75, "sam@example.com"), code=code))
+    assert [balance(integrator, c) for c in (71, 72, 73, 74, 75)] == [100, 0, 0, 0, 50]
+    reasons = {r["friend_customer_id"]: r["reason"] for r in merchant.export("referrals")}
+    assert reasons == {"72": "CAMPAIGN_INACTIVE", "73": "CAMPAIGN_INACTIVE", "74": "CAMPAIGN_INACTIVE",
+                       "75": "QUALIFIED"}
+    reconcile(merchant, integrator, [71, 72, 73, 74, 75])
+
+
+def test_reward_limit_per_advocate(store: Store, merchant: Merchant, integrator: Integrator) -> None:
+    """With a cap of 2 the third friend earns nothing; a reversal frees a place for the fourth."""
+    store.register(81, "tom@example.com")
+    merchant.edit(default_token(integrator), advocate_cap="2")
+    code = integrator.code_of("tom@example.com")
+    orders = [order(store.register(82 + i, f"f{i}@example.com"), code=code) for i in range(4)]
+    for paid in orders[:3]:
+        store.pay(paid)
+    assert [balance(integrator, c) for c in (81, 82, 83, 84)] == [200, 50, 50, 0]
+    store.send("orders/cancelled", cancellation(orders[0]))
+    store.pay(orders[3])
+    assert [balance(integrator, c) for c in (81, 82, 83, 84, 85)] == [200, 0, 50, 0, 50]
+    reconcile(merchant, integrator, [81, 82, 83, 84, 85])
+
+
+def test_test_orders_earn_nothing_and_keep_the_first_order(store: Store, merchant: Merchant,
+                                                           integrator: Integrator) -> None:
+    """A ``test: true`` order earns nothing; the friend's real first order afterwards does."""
+    store.register(91, "uma@example.com")
+    code = integrator.code_of("uma@example.com")
+    friend = store.register(92, "vic@example.com")
+    store.pay(order(friend, code=code, test=True))
+    store.pay(order(friend, code=code))
+    assert (balance(integrator, 91), balance(integrator, 92)) == (100, 50)
+    reconcile(merchant, integrator, [91, 92])
+
+
+# Fraud rules and held rewards ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", [
+    {"email": "W.X+promo@GMAIL.com"},
+    {"email": "wx@googlemail.com"},
+    {"phone": "+1 (202) 555-0142"},
+    {"street": "77 Same Street"},
+])
+def test_self_referral_by_another_account_earns_nothing(alias: dict[str, str], store: Store, merchant: Merchant,
+                                                        integrator: Integrator) -> None:
+    """A second account of the advocate (canonical email, phone or shipping address) earns nothing."""
+    store.register(101, "wx@gmail.com", phone="+12025550142", street="77 Same Street")
+    code = integrator.code_of("wx@gmail.com")
+    email = alias.get("email", "someone.else@example.com")
+    friend = customer(102, email, phone=alias.get("phone"))
+    store.send("customers/create", friend)
+    store.pay(order(friend, code=code, street=alias.get("street", "5 Other Road")))
+    assert (balance(integrator, 101), balance(integrator, 102)) == (0, 0)
+    (row,) = merchant.export("referrals")
+    assert (row["status"], row["reason"]) == ("rejected", "SELF_REFERRAL")
+    summary = reconcile(merchant, integrator, [101, 102])
+    assert summary["referredOrders"] == 0
+
+
+def test_velocity_holds_then_merchant_decides(app: Flask, store: Store, merchant: Merchant,
+                                              integrator: Integrator) -> None:
+    """Past the daily limit the next referral is held for review; approve pays it, reject voids it."""
+    app.config["REVIEW_VELOCITY_LIMIT"] = 2
+    store.register(111, "zed@example.com")
+    code = integrator.code_of("zed@example.com")
+    for i in range(4):
+        store.pay(order(store.register(112 + i, f"v{i}@example.com"), code=code))
+    assert balance(integrator, 111) == 200
+    held = {int(r["friend_customer_id"]): int(r["referral_id"]) for r in merchant.export("referrals")
+            if r["status"] == "held"}
+    assert sorted(held) == [114, 115]
+    assert merchant.decide("approve", [held[114]])["decided"] == [held[114]]
+    assert merchant.decide("reject", [held[115]], "same household")["decided"] == [held[115]]
+    assert merchant.decide("approve", [held[115]])["skipped"] == [held[115]]
+    assert [balance(integrator, c) for c in (111, 114, 115)] == [300, 50, 0]
+    reconcile(merchant, integrator, [111, 112, 113, 114, 115])
+
+
+def test_hold_period_releases_once_and_refund_after_release(app: Flask, store: Store, merchant: Merchant,
+                                                           integrator: Integrator) -> None:
+    """With 14 hold days nothing counts until the sweeper releases; a later refund takes back the release."""
+    from referral_plugin.rewards.sweeper import sweep
+
+    store.register(121, "abe@example.com")
+    merchant.edit(default_token(integrator), hold_days="14")
+    code = integrator.code_of("abe@example.com")
+    friend = store.register(122, "bo@example.com")
+    paid = order(friend, code=code)
+    store.pay(paid)
+    assert (balance(integrator, 121), balance(integrator, 122)) == (0, 0)
+    summary = reconcile(merchant, integrator, [121, 122])
+    assert summary["referredOrders"] == 1 and summary["pointsAwarded"] == 0
+    sweep()  # not due yet
+    assert balance(integrator, 121) == 0
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=15)
+    sweep(later)
+    sweep(later)  # a second sweeper run (or a concurrent one) releases nothing more
+    db.session.commit()
+    assert (balance(integrator, 121), balance(integrator, 122)) == (100, 50)
+    summary = reconcile(merchant, integrator, [121, 122])
+    assert summary["pointsAwarded"] == 150
+    store.send("refunds/create", refund(paid, "100.00"))
+    assert (balance(integrator, 121), balance(integrator, 122)) == (0, 0)
+    reconcile(merchant, integrator, [121, 122])
+
