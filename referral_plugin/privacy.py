@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import typing as t
 from decimal import Decimal
@@ -51,6 +52,8 @@ from referral_plugin.security.shop_domain import require_shop_domain
 
 if t.TYPE_CHECKING:
     from referral_plugin.webhooks.registry import Delivery
+
+logger = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
 #: Keys whose values are personal data wherever they appear in stored evidence JSON.
@@ -438,7 +441,15 @@ def _rowcount(result: t.Any) -> int:
 
 
 def handle_shop_redact(shop: Shop | None, payload: dict[str, t.Any], delivery: Delivery) -> None:
-    """Handle ``shop/redact``: delete everything held for the shop."""
+    """Handle ``shop/redact``: delete everything held for the shop, unless it fired before the latest install.
+
+    Shopify sends it 48 hours after an uninstall and retries for hours; one that fired before the merchant
+    reinstalled is about the old installation and must not wipe the live shop (its token included).
+    """
+    if (shop is not None and shop.uninstalled_at is None and shop.installed_at is not None
+            and delivery.triggered_at is not None and delivery.triggered_at < shop.installed_at):
+        logger.info("ignoring shop/redact for %s triggered before the latest install", shop.shopify_domain)
+        return
     delete_shop_data(delivery.shop_domain)
 
 
