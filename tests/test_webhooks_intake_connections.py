@@ -5,6 +5,7 @@ PostgreSQL only (SQLite checks a connection out per request); run by the suite's
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import typing as t
 
@@ -95,3 +96,15 @@ def test_a_forked_worker_opens_its_own_and_leaves_the_parents_open(shopify: Shop
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert intake_backend() == parents
+
+
+def test_times_are_stored_as_utc_whatever_the_connections_time_zone(shopify: ShopifyActions, shop: Shop) -> None:
+    """The intake's insert runs on the driver cursor, yet the columns' UTC conversion still applies to its values."""
+    intake_connections.run(lambda connection: connection.execute(text("SET TIME ZONE 'Asia/Tokyo'")))
+    response = shopify.post_webhook("customers/create", customer_payload(9541), webhook_id="tz-9541",
+                                    headers={"X-Shopify-Triggered-At": "2026-11-22T10:00:00+02:00"})
+    assert response.status_code == 200
+    db.session.rollback()
+    row = db.session.execute(select(WebhookDelivery).where(WebhookDelivery.webhook_id == "tz-9541")).scalar_one()
+    assert row.triggered_at == dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
+    assert abs(row.received_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)

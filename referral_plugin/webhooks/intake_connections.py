@@ -2,11 +2,13 @@
 
 The queued intake's work is one ``INSERT``. Checking a connection out of the pool for it, switching it to
 autocommit and back on return costs about as much again as the statement, so each thread keeps one open,
-already in autocommit, for the process's life. The connection comes from the app's engine (same pool, same
-settings) and is let go when that engine is disposed (tests; gunicorn's ``post_fork``), in a forked child
-(which forgets the parent's without closing them) and when it fails: a connection the database dropped (a restart, an
-idle timeout) is replaced and the statement run once more, which is safe because the insert is idempotent.
-SQLite keeps a checkout per request: its insert waits for the file's writer lock whatever the connection.
+already in autocommit, for the process's life, with one driver cursor beside it for work that runs a
+statement compiled once straight on the driver (:meth:`IntakeConnections.driver_cursor`). The connection comes
+from the app's engine (same pool, same settings) and is let go when that engine is disposed (tests; gunicorn's
+``post_fork``), in a forked child (which forgets the parent's without closing them) and when it fails: a
+connection the database dropped (a restart, an idle timeout) is invalidated, replaced and the statement run once
+more, which is safe because the insert is idempotent. SQLite keeps a checkout per request: its insert waits for
+the file's writer lock whatever the connection.
 """
 
 from __future__ import annotations
@@ -47,11 +49,22 @@ class IntakeConnections:
                 return work(connection.execution_options(isolation_level="AUTOCOMMIT"))
         try:
             return work(self._connection(engine))
-        except DBAPIError as exc:
+        except DBAPIError as exc:  # through SQLAlchemy, which tells whether the connection is gone
             if not exc.connection_invalidated:
                 raise
-            self._forget(engine)
-            return work(self._connection(engine))
+        except engine.dialect.loaded_dbapi.Error as exc:  # on the driver cursor: ask the dialect
+            if not engine.dialect.is_disconnect(exc, self._local.connection.connection.driver_connection, None):
+                raise
+        self._forget(engine)
+        return work(self._connection(engine))
+
+    def driver_cursor(self, connection: Connection) -> t.Any:
+        """Return a DBAPI cursor of ``connection`` (this thread's), kept with it: one per statement costs as much."""
+        local = self._local
+        if getattr(local, "cursor_of", None) is not connection:
+            local.cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            local.cursor_of = connection
+        return local.cursor
 
     def _connection(self, engine: Engine) -> Connection:
         local = self._local
@@ -69,10 +82,12 @@ class IntakeConnections:
     def _forget(self, engine: Engine) -> None:
         """Drop this thread's connection (the database dropped it); the next call opens another."""
         connection = getattr(self._local, "connection", None)
-        self._local.connection = None
+        self._local.connection = self._local.cursor_of = self._local.cursor = None
         if connection is not None:
             with self._lock:
                 self._held.get(engine, set()).discard(connection)
+            # Invalidated, not returned: the pool must not hand the broken driver connection out again.
+            connection.invalidate()
             connection.close()
 
     def _close_all(self, engine: Engine) -> None:
