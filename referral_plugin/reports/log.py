@@ -27,7 +27,9 @@ from referral_plugin.models import OrderAttribution
 from referral_plugin.models import Referral
 from referral_plugin.models import ReferralCode
 from referral_plugin.models import ReferralStatus
+from referral_plugin.models import RewardKind
 from referral_plugin.models import Shop
+from referral_plugin.referrals.campaigns import describe_reward
 from referral_plugin.referrals.codes import canonical_code
 from referral_plugin.reports.summary import mask_email
 from referral_plugin.reports.summary import parse_date
@@ -320,6 +322,20 @@ class ReviewItem:
     attribution: OrderAttribution | None
     held_points: int
     held_amount: Decimal
+    #: What is on hold, side by side and kind by kind: ``[("advocate", "100 points"), ("friend", "10% off")]``.
+    held: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+def _held_words(shop: Shop, holds: t.Iterable[tuple[str, str, int, Decimal]]) -> list[tuple[str, str]]:
+    """Describe held rewards per side and kind; a percentage and a money amount are never added together."""
+    totals: dict[tuple[str, str], Decimal] = {}
+    for side, kind, points, amount in holds:
+        value = Decimal(points) if kind == RewardKind.POINTS else Decimal(amount)
+        totals[(side, kind)] = totals.get((side, kind), Decimal(0)) + value
+    order = {"advocate": 0, "friend": 1}
+    return [(side, describe_reward(kind, value, shop.currency))
+            for (side, kind), value in sorted(totals.items(), key=lambda item: (order.get(item[0][0], 2), item[0]))
+            if value]
 
 
 def review_queue(shop: Shop, limit: int = 200) -> list[ReviewItem]:
@@ -333,19 +349,24 @@ def review_queue(shop: Shop, limit: int = 200) -> list[ReviewItem]:
     ids = [row.referral.id for row in rows]
     attributions: dict[int, OrderAttribution] = {}
     holds: dict[int, tuple[int, Decimal]] = {}
+    held_by_kind: dict[int, list[tuple[str, str, int, Decimal]]] = {}
     if ids:
         for found in db.session.scalars(
             select(OrderAttribution).where(OrderAttribution.shop_id == shop.id, OrderAttribution.referral_id.in_(ids))
         ):
             if found.referral_id is not None:
                 attributions[found.referral_id] = found
-        for referral_id, points, amount in db.session.execute(
-            select(LedgerEntry.referral_id, func.sum(LedgerEntry.points), func.sum(LedgerEntry.amount))
+        for referral_id, side, kind, points, amount in db.session.execute(
+            select(LedgerEntry.referral_id, LedgerEntry.side, LedgerEntry.reward_kind, func.sum(LedgerEntry.points),
+                   func.sum(LedgerEntry.amount))
             .where(LedgerEntry.shop_id == shop.id, LedgerEntry.referral_id.in_(ids),
                    LedgerEntry.entry_type == EntryType.HOLD.value)
-            .group_by(LedgerEntry.referral_id)
+            .group_by(LedgerEntry.referral_id, LedgerEntry.side, LedgerEntry.reward_kind)
         ):
-            holds[t.cast(int, referral_id)] = (int(points or 0), Decimal(amount or 0))
+            key = t.cast(int, referral_id)
+            total_points, total_amount = holds.get(key, (0, Decimal(0)))
+            holds[key] = (total_points + int(points or 0), total_amount + Decimal(amount or 0))
+            held_by_kind.setdefault(key, []).append((str(side), str(kind), int(points or 0), Decimal(amount or 0)))
     items = []
     for row in rows:
         matched = attributions.get(row.referral.id)
@@ -354,7 +375,7 @@ def review_queue(shop: Shop, limit: int = 200) -> list[ReviewItem]:
             evidence = {**matched.evidence, **evidence}
         points, amount = holds.get(row.referral.id, (0, Decimal(0)))
         items.append(ReviewItem(row=row, evidence=evidence, attribution=matched, held_points=points,
-                                held_amount=amount))
+                                held_amount=amount, held=_held_words(shop, held_by_kind.get(row.referral.id, []))))
     return items
 
 
