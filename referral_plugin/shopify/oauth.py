@@ -83,11 +83,17 @@ def _client() -> OAuth2Session:
     )
 
 
+#: Lifetimes beyond this (a century) are nonsense; a datetime cannot even hold ``now + 1e300`` seconds.
+MAX_LIFETIME_SECONDS = 100 * 365 * 24 * 3600
+
+
 def _optional_int(value: t.Any) -> int | None:
+    """Return a token lifetime in seconds, or None when it is missing, not a number or out of range."""
     try:
-        return None if value in (None, "") else int(value)
-    except (TypeError, ValueError):
+        seconds = None if value in (None, "") else int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return seconds if seconds is not None and 0 <= seconds <= MAX_LIFETIME_SECONDS else None
 
 
 def _grant_from(token: t.Mapping[str, t.Any], what: str, shop_domain: str) -> TokenGrant:
