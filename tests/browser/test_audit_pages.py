@@ -1,0 +1,81 @@
+"""Audit of the dashboard and widget pages in a real Chromium, at a desktop and a phone width.
+
+The demo app (seeded through its own webhooks) runs on a loopback port; ``/demo/admin`` and ``/demo/widget``
+stand in for Shopify admin and the storefront's app proxy. Screenshots land in ``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from referral_plugin import apikeys
+from referral_plugin import create_app
+from referral_plugin.demo.seed import seed_demo
+from referral_plugin.extensions import db
+from referral_plugin.models import Shop
+from tests.browser.conftest import free_port
+from tests.browser.conftest import serve
+from tests.browser.conftest import shot
+
+pytestmark = pytest.mark.browser
+
+PHONE = 390
+TABS = ("Overview", "Referrals", "Review", "Campaigns", "Settings")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Flask]]:
+    """Run the seeded demo app on a free loopback port, once for this module (the pages only read it)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = create_app({
+        "TESTING": True,
+        "APP_URL": base,
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.sqlite'}",
+        "HUEY_IMMEDIATE": True,
+        "RATELIMIT_STORAGE_URI": "memory://",
+    })
+    with app.app_context():
+        db.create_all()
+    seed_demo(app, echo=lambda line: None)
+    with app.app_context():
+        shop = db.session.scalars(db.select(Shop)).one()
+        apikeys.create_key(shop, "Klaviyo sync", actor="test")
+        apikeys.create_key(shop, "Warehouse integration for the autumn catalogue", actor="test")
+        db.session.commit()
+    with serve(app, app, port=port, threaded=True):
+        yield base, app
+
+
+def _page(browser: t.Any, width: int) -> tuple[t.Any, list[str]]:
+    """Open a page of ``width`` pixels that records script errors."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return page, errors
+
+
+def _overflow(page: t.Any) -> int:
+    """Return how many pixels the document is wider than the window (0 when it fits)."""
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+@pytest.mark.parametrize("width", [1280, PHONE])
+def test_every_dashboard_tab_fits_the_window(demo: tuple[str, Flask], browser: t.Any, width: int) -> None:
+    """No dashboard tab scrolls sideways, on a desktop or a phone; wide tables scroll inside their card."""
+    base, _ = demo
+    page, errors = _page(browser, width)
+    page.goto(f"{base}/demo/admin")
+    for tab in TABS:
+        if tab != "Overview":
+            with page.expect_navigation():
+                page.locator("nav.tabs").get_by_role("link", name=tab).click()
+        page.wait_for_load_state("load")
+        shot(page, f"audit-dash-{tab.lower()}-{width}.png")
+        assert _overflow(page) <= 1, f"{tab} is {_overflow(page)}px wider than a {width}px window"
+    assert errors == []
