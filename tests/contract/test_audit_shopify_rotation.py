@@ -1,0 +1,60 @@
+"""Audit as Shopify: secret rotation and session-token clock leeway across every signed surface."""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from urllib.parse import urlencode
+
+import pytest
+from flask.testing import FlaskClient
+
+from referral_plugin.models import Shop
+from tests.shopify_actions import OLD_API_SECRET
+from tests.shopify_actions import SHOP
+from tests.shopify_actions import ShopifyActions
+from tests.shopify_actions import load_payload
+from tests.shopify_actions import session_token
+from tests.shopify_actions import signed_admin_query
+
+
+def _summary(client: FlaskClient, token: str) -> t.Any:
+    return client.get("/admin/api/summary", headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Configure a rotation in progress: the previous secret is still accepted."""
+    return {**app_config, "SHOPIFY_API_SECRET_OLD": OLD_API_SECRET}
+
+
+def test_old_secret_accepted_everywhere_during_rotation(client: FlaskClient, shop: Shop) -> None:
+    """Install hmac, webhook hmac, proxy signature and session token made with the old secret all pass."""
+    old = ShopifyActions(client, secret=OLD_API_SECRET)
+    install = client.get("/auth/install?" + urlencode(signed_admin_query({"shop": SHOP}, secret=OLD_API_SECRET)))
+    assert install.status_code == 302
+    assert old.post_webhook("customers/create", load_payload("customers_create")).status_code == 200
+    assert old.proxy_get("widget", 5).status_code == 200
+    assert _summary(client, old.session_token()).status_code == 200
+
+
+def test_other_secret_refused_everywhere(client: FlaskClient, shop: Shop) -> None:
+    """A third secret (neither current nor previous) is refused on every surface, with 401 and no redirect."""
+    other = ShopifyActions(client, secret="not-our-secret")
+    install = client.get("/auth/install?" + urlencode(signed_admin_query({"shop": SHOP}, secret="not-our-secret")))
+    assert install.status_code == 401 and "Location" not in install.headers
+    assert other.post_webhook("customers/create", load_payload("customers_create")).status_code == 401
+    assert other.proxy_get("widget", 5).status_code == 401
+    response = _summary(client, other.session_token())
+    assert response.status_code == 401
+    assert response.headers["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+
+
+@pytest.mark.parametrize(("claims", "status"), [
+    ({"nbf": 8}, 200), ({"nbf": 20}, 401), ({"exp": -8}, 200), ({"exp": -20}, 401),
+], ids=["nbf-within-leeway", "nbf-beyond", "exp-within-leeway", "exp-beyond"])
+def test_session_token_leeway(client: FlaskClient, shop: Shop, claims: dict[str, int], status: int) -> None:
+    """App Bridge clocks may be a few seconds off: 10 s of leeway on nbf and exp, no more."""
+    now = int(time.time())
+    token = session_token(SHOP, **{name: now + offset for name, offset in claims.items()})
+    assert _summary(client, token).status_code == status
