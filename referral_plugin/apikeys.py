@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 
 import click
@@ -54,18 +55,25 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+#: A whole key and a public prefix: only characters of :data:`_ALPHABET`, so text that is not a key (NUL from a
+#: Basic header's base64, which PostgreSQL refuses in a query) never reaches the database.
+_KEY = re.compile(rf"({KEY_SCHEME}_[{_ALPHABET}]{{{_PREFIX_LENGTH}}})_[{_ALPHABET}]+")
+_PREFIX = re.compile(rf"{KEY_SCHEME}_[{_ALPHABET}]{{{_PREFIX_LENGTH}}}")
+
+
 def split_prefix(key: str) -> str | None:
     """Return the public ``rpk_<prefix>`` part of a key, or None when it is not shaped like one."""
-    parts = key.split("_")
-    if len(parts) != 3 or parts[0] != KEY_SCHEME or len(parts[1]) != _PREFIX_LENGTH or not parts[2]:
-        return None
-    return f"{parts[0]}_{parts[1]}"
+    match = _KEY.fullmatch(key)
+    return match.group(1) if match else None
 
 
 def create_key(shop: Shop, name: str | None = None, *, actor: str = "cli") -> NewApiKey:
     """Create a key for ``shop`` and return it with its plain value (never stored)."""
     if name is not None and len(name) > 255:
         raise ValidationError("The key name is too long (255 characters at most).", field="name")
+    if name is not None and any(ord(char) < 32 or ord(char) == 127 for char in name):
+        # NUL cannot be stored on PostgreSQL, and a tab or newline would break ``api-key list``'s columns.
+        raise ValidationError("The key name must not contain control characters.", field="name")
     while True:
         prefix = f"{KEY_SCHEME}_{_random(_PREFIX_LENGTH)}"
         if db.session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix)) is None:
@@ -90,6 +98,8 @@ def find_key(prefix_or_key: str, shop: Shop | None = None) -> ApiKey | None:
     """Return the key named by its public prefix (``rpk_ab12cd34`` or ``ab12cd34``) or its full value."""
     raw = prefix_or_key.strip()
     prefix = split_prefix(raw) or (raw if raw.startswith(f"{KEY_SCHEME}_") else f"{KEY_SCHEME}_{raw}")
+    if not _PREFIX.fullmatch(prefix):
+        return None
     query = select(ApiKey).where(ApiKey.prefix == prefix)
     if shop is not None:
         query = query.where(ApiKey.shop_id == shop.id)

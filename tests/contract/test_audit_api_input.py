@@ -1,0 +1,77 @@
+"""Black-box audit of the integrator API (CONTRACT.md and seeds 000, 001, 003): bad input and lookups.
+
+Keys come from ``flask api-key create``; customers and orders from signed webhooks. Every bad input must
+be a 4xx in the route's envelope, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import typing as t
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.admin.conftest import Dashboard
+from tests.contract.conftest import Integrator
+from tests.shopify_actions import SHOP
+from tests.shopify_actions import ShopifyActions
+
+LOOKUP = "/v2/customers/lookup/referrals"
+ROUTES: list[tuple[str, str]] = [
+    ("post", "/v1.1/customer/referrals"),
+    ("get", f"{LOOKUP}?source=INSTORE&identifierName=id&identifierValue=1"),
+    ("post", "/rest_api/v2/referrals/invitations"),
+    ("get", "/rest_api/v2/referrals/customers/1/summary"),
+    ("get", "/api/v1/campaigns"),
+]
+
+
+def _with_nul(key: str) -> str:
+    """Return the key with one character of its public prefix replaced by NUL."""
+    return key[:6] + "\x00" + key[7:]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("form", ["basic", "x-api-key", "bearer"])
+def test_a_key_holding_nul_is_401_not_500(client: FlaskClient, api_key: str, route: tuple[str, str],
+                                          form: str) -> None:
+    """A key with NUL (always deliverable inside a Basic header's base64) is a wrong key: 401 JSON."""
+    bad = _with_nul(api_key)
+    headers = {
+        "basic": {"Authorization": "Basic " + base64.b64encode(b":" + bad.encode()).decode()},
+        "x-api-key": {"X-Api-Key": bad},
+        "bearer": {"Authorization": f"Bearer {bad}"},
+    }[form]
+    method, path = route
+    response = getattr(client, method)(path, headers=headers)
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.is_json
+
+
+@pytest.mark.parametrize("prefix", ["%00", "rpk_%00", "rpk_abc%00defg"])
+def test_dashboard_revoke_of_a_prefix_with_nul_is_404(client: FlaskClient, shopify: ShopifyActions,
+                                                      integrator: Integrator, prefix: str) -> None:
+    """Revoking a "prefix" holding NUL from the dashboard names no key: 404, and the real key still works."""
+    response = Dashboard(client, shopify).post(f"/admin/settings/api-keys/{prefix}/revoke", {})
+    assert response.status_code == 404
+    assert integrator.get("/api/v1/campaigns").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "tab\there", "line\nbreak"])
+def test_a_key_name_with_control_characters_is_refused(client: FlaskClient, shopify: ShopifyActions,
+                                                       integrator: Integrator, name: str) -> None:
+    """A key label with NUL, a tab or a newline is a 400 from the dashboard and creates no key."""
+    dashboard = Dashboard(client, shopify)
+    before = dashboard.get("/admin/settings").get_data(as_text=True).count("rpk_")
+    response = dashboard.post("/admin/settings/api-keys", {"name": name})
+    assert response.status_code == 400
+    assert dashboard.get("/admin/settings").get_data(as_text=True).count("rpk_") == before
+
+
+def test_cli_refuses_a_key_name_with_a_tab(runner: t.Any, integrator: Integrator) -> None:
+    """``api-key create --name`` with a tab is a usage error (exit 2), not a key that breaks ``api-key list``."""
+    result = runner.invoke(args=["api-key", "create", SHOP, "--name", "a\tb"])
+    assert result.exit_code == 2, result.output
+    listing = runner.invoke(args=["api-key", "list", SHOP]).output
+    assert "a\tb" not in listing
