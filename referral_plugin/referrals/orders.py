@@ -157,6 +157,9 @@ def process_paid_order(shop: Shop, order: Mapping[str, t.Any]) -> OrderAttributi
         )
         if friend is not None:
             mark_purchased(shop, friend, advocate.id, now)
+        from referral_plugin.referrals.reversal import apply_early_refunds  # reversal imports this module
+
+        apply_early_refunds(shop, attribution)
     db.session.flush()
     return attribution
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 from collections.abc import Mapping
 from decimal import ROUND_FLOOR
@@ -18,8 +19,10 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from referral_plugin.extensions import db
+from referral_plugin.models import AuditEvent
 from referral_plugin.models import Customer
 from referral_plugin.models import OrderAttribution
+from referral_plugin.models import PaidOrder
 from referral_plugin.models import Referral
 from referral_plugin.models import ReferralStatus
 from referral_plugin.models import RewardKind
@@ -31,6 +34,7 @@ from referral_plugin.referrals._db import insert_once
 from referral_plugin.referrals.attribution import attribute_order
 from referral_plugin.referrals.customers import get_customer
 from referral_plugin.referrals.customers import money
+from referral_plugin.referrals.customers import shopify_id
 from referral_plugin.referrals.orders import existing_attribution
 from referral_plugin.referrals.orders import order_id_of
 from referral_plugin.referrals.qualification import REJECTED
@@ -50,19 +54,48 @@ def process_cancelled_order(shop: Shop, order: Mapping[str, t.Any]) -> None:
 
 
 def process_refund(shop: Shop, refund: Mapping[str, t.Any]) -> None:
-    """Handle ``refunds/create``: reverse the refunded share of the order's points (all of it when fully refunded)."""
+    """Handle ``refunds/create``: reverse the refunded share of the order's points (all of it when fully refunded).
+
+    A refund of an order not paid yet as far as we know (its ``orders/paid`` failed and waits for Shopify's
+    retry) is remembered, and applied when the payment is recorded (:func:`apply_early_refunds`).
+    """
     order_id = order_id_of(refund, "order_id")
     refund_id = order_id_of(refund)
     if order_id is None or refund_id is None:
         return
+    refunded = refunded_amount(refund)
+    if refunded <= 0:
+        return
     attribution = existing_attribution(shop, order_id)
-    if attribution is None or attribution.referral_id is None:
+    if attribution is None:
+        if not _order_seen_paid(shop, order_id):
+            _remember_early_refund(shop, order_id, refund_id, refunded)
+        return
+    apply_refund(shop, attribution, refund_id, refunded)
+
+
+def apply_early_refunds(shop: Shop, attribution: OrderAttribution) -> None:
+    """Apply the refunds of an order that arrived before its payment was recorded (each once, by refund id)."""
+    since = utcnow() - EARLY_REFUND_WINDOW
+    wanted = str(attribution.shopify_order_id)
+    for event in db.session.scalars(select(AuditEvent).where(
+            AuditEvent.shop_id == shop.id, AuditEvent.created_at >= since,
+            AuditEvent.action == EARLY_REFUND_ACTION).order_by(AuditEvent.id)):
+        details = event.details or {}
+        if details.get("order") != wanted:
+            continue
+        refund_id, refunded = shopify_id(details.get("refund")), money(details.get("amount"))
+        if refund_id is not None and refunded is not None and refunded > 0:
+            apply_refund(shop, attribution, refund_id, refunded)
+
+
+def apply_refund(shop: Shop, attribution: OrderAttribution, refund_id: int, refunded: Decimal) -> None:
+    """Reverse what one refund of ``refunded`` takes back of a decided order (a repeat of the refund is a no-op)."""
+    order_id = attribution.shopify_order_id
+    if attribution.referral_id is None:
         return
     referral = _lock_referral(attribution.referral_id)
     if referral is None:
-        return
-    refunded = refunded_amount(refund)
-    if refunded <= 0:
         return
     evidence = dict(referral.evidence or {})
     refunds = dict(evidence.get("refunds") or {})
@@ -151,6 +184,28 @@ def refunded_amount(refund: Mapping[str, t.Any]) -> Decimal:
             if amount is not None and amount > 0:
                 total += amount
     return total
+
+
+#: How long a refund that overtook its order's payment is remembered: Shopify retries a delivery for 48 hours.
+EARLY_REFUND_WINDOW = dt.timedelta(days=4)
+EARLY_REFUND_ACTION = "order.refund_before_paid"
+
+
+def _order_seen_paid(shop: Shop, order_id: int) -> bool:
+    """Tell whether ``orders/paid`` of this order was recorded (a test order that earns nothing is not)."""
+    return db.session.scalar(select(PaidOrder.id).where(PaidOrder.shop_id == shop.id,
+                                                        PaidOrder.shopify_order_id == order_id)) is not None
+
+
+def _remember_early_refund(shop: Shop, order_id: int, refund_id: int, refunded: Decimal) -> None:
+    """Keep a refund of an order whose payment has not been recorded, for :func:`apply_early_refunds`.
+
+    An audit event (not a ledger row: most such refunds are of orders paid before the app was installed,
+    which never earn anything), found again by the shop's recent events.
+    """
+    db.session.add(AuditEvent(shop_id=shop.id, actor="shopify", action=EARLY_REFUND_ACTION, subject_type="order",
+                              details={"order": str(order_id), "refund": str(refund_id), "amount": str(refunded)}))
+    db.session.flush()
 
 
 def _tombstone(shop: Shop, order: Mapping[str, t.Any], order_id: int) -> None:
