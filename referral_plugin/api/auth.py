@@ -43,9 +43,16 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 
 def refuse_large_bodies() -> None:
     """Answer 413 (not 429, so clients do not retry it) to a body larger than :data:`MAX_BODY_BYTES`."""
+    too_large = ReferralPluginError(f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+                                    code="REQUEST_ENTITY_TOO_LARGE", status_code=413)
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise ReferralPluginError(f"The request body is larger than {MAX_BODY_BYTES} bytes.",
-                                  code="REQUEST_ENTITY_TOO_LARGE", status_code=413)
+        raise too_large
+    # A chunked body has no Content-Length. Werkzeug stops reading at the limit but hands back what it read,
+    # so read one byte past it here: more than the limit is a 413, never a silently cut body.
+    request.max_content_length = MAX_BODY_BYTES + 1
+    if request.content_length is None and request.method in ("POST", "PUT", "PATCH"):
+        if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+            raise too_large
 
 
 def authenticated() -> tuple[ApiKey, Shop] | None:

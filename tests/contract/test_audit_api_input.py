@@ -7,6 +7,7 @@ be a 4xx in the route's envelope, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import base64
+import io
 import typing as t
 
 import pytest
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 
 from tests.admin.conftest import Dashboard
 from tests.contract.conftest import Integrator
+from tests.contract.conftest import register
 from tests.shopify_actions import SHOP
 from tests.shopify_actions import ShopifyActions
 
@@ -47,6 +49,32 @@ def test_a_key_holding_nul_is_401_not_500(client: FlaskClient, api_key: str, rou
     response = getattr(client, method)(path, headers=headers)
     assert response.status_code == 401, response.get_data(as_text=True)
     assert response.is_json
+
+
+@pytest.mark.parametrize("path", ["/v1.1/customer/referrals", "/rest_api/v2/referrals/invitations"])
+def test_a_chunked_body_over_the_limit_is_413(client: FlaskClient, integrator: Integrator, path: str) -> None:
+    """A body over 2 MiB sent chunked (no Content-Length, as gunicorn passes it on) is a 413, not read whole."""
+    register(ShopifyActions(client), 9601, "chunked@example.com")
+    big = b'{"email": "chunked@example.com", "pad": "' + b"a" * (3 * 1024 * 1024) + b'"}'
+    response = client.post(path, input_stream=io.BytesIO(big),
+                           headers={"X-Api-Key": integrator.key, "Content-Type": "application/json",
+                                    "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413, response.get_data(as_text=True)
+    assert response.is_json
+
+
+def test_a_chunked_body_under_the_limit_is_read(client: FlaskClient, shopify: ShopifyActions,
+                                                integrator: Integrator) -> None:
+    """The limit only refuses what is over it: a small chunked Joy invitation still works."""
+    register(shopify, 9602, "small-chunked@example.com")
+    response = client.post("/rest_api/v2/referrals/invitations",
+                           input_stream=io.BytesIO(b'{"email": "small-chunked@example.com"}'),
+                           headers={"X-Api-Key": integrator.key, "Content-Type": "application/json",
+                                    "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["data"]["referralCode"]
 
 
 @pytest.mark.parametrize("prefix", ["%00", "rpk_%00", "rpk_abc%00defg"])
