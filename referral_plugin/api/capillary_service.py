@@ -370,7 +370,11 @@ def resolve_customer(shop: Shop, identifiers: list[tuple[str, str]],
     ordered = sorted(identifiers, key=lambda pair: IDENTIFIER_PRIORITY.index(pair[0]))
     for kind, value in ordered:
         engine_kind = "id" if kind in ("id", "externalId") else kind
-        matches = find_customers(shop, engine_kind, value)
+        # Erased customers are nobody here, as in "Refer Customer"; a mobile without its country code
+        # names the customer it names there too.
+        matches = [c for c in find_customers(shop, engine_kind, value) if c.redacted_at is None]
+        if not matches and kind == "mobile":
+            matches = _by_national_number(shop, value)
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

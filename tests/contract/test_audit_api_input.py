@@ -18,6 +18,7 @@ from tests.contract.conftest import Integrator
 from tests.contract.conftest import register
 from tests.shopify_actions import SHOP
 from tests.shopify_actions import ShopifyActions
+from tests.shopify_actions import load_payload
 
 LOOKUP = "/v2/customers/lookup/referrals"
 ROUTES: list[tuple[str, str]] = [
@@ -75,6 +76,77 @@ def test_a_chunked_body_under_the_limit_is_read(client: FlaskClient, shopify: Sh
                            environ_overrides={"wsgi.input_terminated": True})
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["data"]["referralCode"]
+
+
+@pytest.mark.parametrize(("query", "code", "field"), [
+    ("startDate=2026-02-01&endDate=2026-01-01", "INVALID_RANGE", "startDate"),
+    ("startDate=2099-01-01", "INVALID_RANGE", "startDate"),
+    ("startDate=2020-01-01&endDate=2026-01-01", "RANGE_TOO_LONG", "endDate"),
+])
+def test_joy_analytics_range_errors_name_the_query_parameter(integrator: Integrator, query: str, code: str,
+                                                              field: str) -> None:
+    """A reversed or too long range names startDate/endDate, the parameters the integrator sent."""
+    response = integrator.get(f"/rest_api/v2/referrals/analytics?{query}")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert (error["code"], error["field"]) == (code, field)
+
+
+def test_lookup_finds_a_mobile_without_country_code_as_refer_does(shopify: ShopifyActions,
+                                                                   integrator: Integrator) -> None:
+    """Seed 000 names its Indian advocate ``7999836466``; the lookup by that same mobile finds the same customer."""
+    register(shopify, 9603, "in-advocate@example.com", phone="+917999836466")
+    refer = integrator.post("/v1.1/customer/referrals", json={"root": {"customer": [{
+        "mobile": "7999836466", "referrals": {"referral_type": {"type": "EMAIL", "referral": [
+            {"id": "", "name": "Friend", "identifier": "in-friend@example.com"}]}}}]}})
+    customer = refer.get_json()["response"]["customers"]["customer"][0]
+    assert customer["item_status"]["code"] == 1000 and customer["external_id"] == "9603"
+
+    lookup = integrator.get(LOOKUP, query_string={"source": "INSTORE", "identifierName": "mobile",
+                                                  "identifierValue": "7999836466"})
+    assert lookup.status_code == 200, lookup.get_data(as_text=True)
+    data = lookup.get_json()["data"][0]
+    assert data["customer"]["id"] == 9603
+    assert [i["identifier"] for i in data["invitees"]] == ["in-friend@example.com"]
+
+
+def test_lookup_by_national_number_stays_8015_when_two_countries_share_it(shopify: ShopifyActions,
+                                                                          integrator: Integrator) -> None:
+    """A national number two customers of different countries share names nobody: 8015, not a guess."""
+    register(shopify, 9604, "in@example.com", phone="+917999836466")
+    register(shopify, 9605, "gb@example.com", phone="+447999836466")
+    lookup = integrator.get(LOOKUP, query_string={"source": "INSTORE", "identifierName": "mobile",
+                                                  "identifierValue": "7999836466"})
+    assert lookup.status_code == 404
+    assert [e["code"] for e in lookup.get_json()["errors"]] == [8015]
+
+
+def _redact(shopify: ShopifyActions, customer_id: int, email: str) -> None:
+    payload = load_payload("customers_redact")
+    payload.update(shop_domain=SHOP, customer={"id": customer_id, "email": email, "phone": None},
+                   orders_to_redact=[])
+    assert shopify.post_webhook("customers/redact", payload).status_code == 200
+
+
+def test_a_redacted_customer_is_nobody_on_every_route(shopify: ShopifyActions, integrator: Integrator) -> None:
+    """After customers/redact the customer is unknown by id too: 8015 and 404, as refer and Joy invitations say."""
+    register(shopify, 9606, "erase-me@example.com")
+    integrator.code_of("erase-me@example.com")
+    _redact(shopify, 9606, "erase-me@example.com")
+
+    for name in ("id", "externalId"):
+        lookup = integrator.get(LOOKUP, query_string={"source": "INSTORE", "identifierName": name,
+                                                      "identifierValue": "9606"})
+        assert lookup.status_code == 404, lookup.get_data(as_text=True)
+        assert [e["code"] for e in lookup.get_json()["errors"]] == [8015]
+    for what in ("summary", "referrers"):
+        response = integrator.get(f"/rest_api/v2/referrals/customers/9606/{what}")
+        assert response.status_code == 404, response.get_data(as_text=True)
+        assert response.get_json()["error"]["code"] == "CUSTOMER_NOT_FOUND"
+    invitation = integrator.post("/rest_api/v2/referrals/invitations", json={"email": "erase-me@example.com"})
+    assert invitation.status_code == 404
+    refer = integrator.post("/v1.1/customer/referrals", json={"root": {"customer": [{"external_id": "9606"}]}})
+    assert refer.get_json()["response"]["customers"]["customer"][0]["item_status"]["code"] == 1012
 
 
 @pytest.mark.parametrize("prefix", ["%00", "rpk_%00", "rpk_abc%00defg"])
