@@ -50,6 +50,8 @@ class FriendInput:
     raw: str
     channel: str
     name: str | None = None
+    #: The channel was guessed from the text (no ``@`` means a number), not named by a field.
+    guessed: bool = False
 
 
 def _channel_for(value: str) -> str:
@@ -74,7 +76,8 @@ def parse_friends(
         for piece in _SPLIT.split(text):
             value = piece.strip()
             if value:
-                friends.append(FriendInput(value[: _MAX_IDENTIFIER + 1], channel or _channel_for(value), name))
+                friends.append(FriendInput(value[: _MAX_IDENTIFIER + 1], channel or _channel_for(value), name,
+                                           guessed=channel is None))
 
     if payload is not None:
         items = payload.get("friends", payload.get("invitees"))
@@ -121,10 +124,10 @@ def parse_friends(
         elif key in ("phone", "mobile", "phones", "mobiles"):
             add_text(value, "mobile")
     if not friends:
-        raise ValidationError("enter at least one email address or mobile number", code="NO_FRIENDS",
+        raise ValidationError("Enter at least one email address or mobile number.", code="NO_FRIENDS",
                               field="friends")
     if len(friends) > MAX_FRIENDS_PER_REQUEST:
-        raise ValidationError(f"invite at most {MAX_FRIENDS_PER_REQUEST} friends at a time", code="TOO_MANY_FRIENDS",
+        raise ValidationError(f"Invite at most {MAX_FRIENDS_PER_REQUEST} friends at a time.", code="TOO_MANY_FRIENDS",
                               field="friends")
     return friends
 
@@ -215,9 +218,11 @@ def invite_friends(
             reason = "ALREADY_INVITED"
         item.update({
             "identifier": identifier,
+            # What the shopper reads: a number as they would write it (E.164), not the stored digits.
+            "display": f"+{identifier}" if identifier and friend.channel == "mobile" else identifier or friend.raw,
             "status": status,
             "reason": reason,
-            "message": _message(status, reason, friend.channel, emailing),
+            "message": _message(status, _shown_reason(friend, status, reason), friend.channel, emailing),
             "emailQueued": False,
         })
         if status in ("created", "duplicate") and identifier:
@@ -234,6 +239,18 @@ def invite_friends(
     summary = {status: sum(1 for r in results if r["status"] == status) for status in ("created", "duplicate",
                                                                                          "invalid")}
     return {"results": results, "summary": summary, "emailDelivery": emailing}
+
+
+def _shown_reason(friend: FriendInput, status: str, reason: str | None) -> str | None:
+    """Return the reason to word for the shopper: words typed in the box were neither an email nor a number.
+
+    Text without ``@`` is tried as a number, so "ana.example.com" would otherwise read "That doesn't look
+    like a mobile number." to someone who never typed one.
+    """
+    if (status == "invalid" and reason == "INVALID_MOBILE" and friend.guessed
+            and any(char.isalpha() for char in friend.raw)):
+        return "INVALID_IDENTIFIER"
+    return reason
 
 
 def _message(status: str, reason: str | None, channel: str, emailing: bool) -> str:

@@ -75,7 +75,7 @@
     list.textContent = "";
     (body.results || []).forEach(function (item) {
       var li = el("li", "rp-result rp-result-" + item.status);
-      li.appendChild(el("span", "rp-result-who", item.identifier || item.input || "(empty)"));
+      li.appendChild(el("span", "rp-result-who", item.display || item.identifier || item.input || "(empty)"));
       li.appendChild(el("span", "rp-result-msg", item.message || item.status));
       if (item.sendYourself) {
         var a = el("a", "rp-link-button", "Send it yourself");
