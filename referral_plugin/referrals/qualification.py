@@ -88,6 +88,9 @@ def qualify(
         return Decision(REJECTED, Reason.CAMPAIGN_INACTIVE, {"campaign": campaign.token, "status": campaign.status})
     if facts.test and not rewards_test_orders(shop):
         return Decision(REJECTED, Reason.TEST_ORDER, {"test": True})
+    if advocate.redacted_at is not None:
+        # Shopify erased the advocate: nobody is left to reward, and a reward would store data about them again.
+        return Decision(REJECTED, Reason.ADVOCATE_ERASED, {"advocate_erased_at": advocate.redacted_at.isoformat()})
     match = self_referral_match(advocate, friend, identity)
     if match is not None:
         return Decision(REJECTED, Reason.SELF_REFERRAL, {"match": match})

@@ -22,6 +22,7 @@ class Reason(enum.StrEnum):
     # Rejections of an attributed order, in the order they are checked.
     CAMPAIGN_INACTIVE = "CAMPAIGN_INACTIVE"
     TEST_ORDER = "TEST_ORDER"
+    ADVOCATE_ERASED = "ADVOCATE_ERASED"
     SELF_REFERRAL = "SELF_REFERRAL"
     ALREADY_REFERRED = "ALREADY_REFERRED"
     NOT_FIRST_ORDER = "NOT_FIRST_ORDER"
@@ -56,6 +57,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.REVIEW_VELOCITY: "Held for merchant review: this advocate collected many referrals in a short time.",
     Reason.CAMPAIGN_INACTIVE: "The campaign was paused, archived or outside its schedule when the order was paid.",
     Reason.TEST_ORDER: "A test order (test: true); rewarded only with REWARD_TEST_ORDERS on.",
+    Reason.ADVOCATE_ERASED: "The advocate's data was erased at their request (customers/redact); their code and "
+                            "invitations earn nothing any more.",
     Reason.SELF_REFERRAL: "The friend is the advocate (same customer, canonical email, phone or address).",
     Reason.ALREADY_REFERRED: "The friend was already referred by another advocate; a friend is referred once.",
     Reason.NOT_FIRST_ORDER: "The order is not the friend's first paid order.",
