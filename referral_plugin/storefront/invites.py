@@ -157,9 +157,14 @@ def charge_rate_limit(shop: Shop, shopify_customer_id: int, cost: int) -> None:
         return
     stats = limiter.get_window_stats(limit, *keys)
     retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-    raise RateLimited(
-        f"You've sent a lot of invitations. Try again in {_humanize(retry_after)}.", retry_after=retry_after
-    )
+    left = max(0, int(stats.remaining))
+    if left:
+        # A batch bigger than what is left: say how many still go now, not "try again in an hour".
+        message = (f"You can invite {left} more friend{'' if left == 1 else 's'} right now, "
+                   f"or more in {_humanize(retry_after)}.")
+    else:
+        message = f"You've sent a lot of invitations. Try again in {_humanize(retry_after)}."
+    raise RateLimited(message, retry_after=retry_after, details={"remaining": left})
 
 
 def _humanize(seconds: int) -> str:
