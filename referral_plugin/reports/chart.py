@@ -30,7 +30,9 @@ def _nice_max(value: int) -> int:
         magnitude *= 10
     for step in (1, 2, 5, 10):
         if step * magnitude >= value:
-            return step * magnitude
+            # The middle grid line is labelled too: an odd top (5) would put "2.5" clicks on a count axis.
+            top = step * magnitude
+            return top + 1 if top % 2 else top
     return 10 * magnitude  # pragma: no cover
 
 

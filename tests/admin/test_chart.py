@@ -29,3 +29,12 @@ def test_empty_days_draw_no_bars_and_escape_currency() -> None:
     """Days without activity have no bars; odd currency text is escaped."""
     svg = str(series_svg([_row("2026-11-01")], "<b>"))
     assert 'class="clicks"' not in svg and "&lt;b&gt;" in svg and "<b>" not in svg
+
+
+def test_axis_labels_are_whole_counts() -> None:
+    """A busiest day of 5 clicks labels the axis 0, 3, 6, never '2.5' clicks."""
+    import re
+
+    svg = str(series_svg([_row("2026-11-01", 5, 1, 1), _row("2026-11-02", 2)], "USD"))
+    labels = re.findall(r'<text class="axis" x="[\d.]+" y="[\d.]+" text-anchor="end">([^<]+)</text>', svg)
+    assert labels == ["0", "3", "6"]
