@@ -58,7 +58,9 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Heartbeat files on tmpfs: a slow disk must not make the arbiter think workers hang.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+#: Off unless set (a path, or "-" for stdout): the app logs one line per request itself, with the request id and
+#: the webhook's topic, shop, id and outcome (``referral_plugin.requests``), so this would be a second line each.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 if os.environ.get("LOG_FORMAT", "text").lower() == "json":

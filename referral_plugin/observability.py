@@ -5,6 +5,9 @@ One call, :func:`register_observability`, wires it all into the app:
 - every request gets a request id (a well-formed incoming ``X-Request-Id`` or a fresh one), echoed in the
   response and carried by every log record written while the request runs, with the shop, topic and webhook
   id of a webhook delivery;
+- every request is logged once, as it is answered, by ``referral_plugin.requests``: one line with everything
+  about it (method, path, status, duration; a webhook's topic, outcome, shop and id), so gunicorn's access
+  log, which would write a second line per request, is off by default (``gunicorn.conf.py``);
 - logs are one JSON object per line when ``LOG_FORMAT=json``, plain text otherwise;
 - ``GET /metrics`` serves Prometheus metrics: HTTP and webhook latency, webhook counts by topic and outcome,
   ledger rows by type and reward kind (grants, holds, issues, reversals...), the job queue depth and the stored
@@ -60,6 +63,10 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _HEADER_VALUE_RE = re.compile(r"[^A-Za-z0-9._:/@+=-]")
 
 log = logging.getLogger(__name__)
+#: One line per request, written when it is answered (its "canonical" line: method, path, status, duration, and
+#: the request id, shop, topic, webhook id and outcome of a webhook); it replaces gunicorn's access log.
+request_log = logging.getLogger("referral_plugin.requests")
+_PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -159,20 +166,22 @@ def _finish_request(response: Response) -> Response:
         return response
     elapsed = time.perf_counter() - started
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    status_class = f"{response.status_code // 100}xx"
-    HTTP_REQUEST_SECONDS.labels(request.method, route, status_class).observe(elapsed)
+    status = response.status_code
+    HTTP_REQUEST_SECONDS.labels(request.method, route, f"{status // 100}xx").observe(elapsed)
+    duration_ms = round(elapsed * 1000, 2)
     if request.blueprint == "webhooks":
-        topic = _topic_label(g.get("webhook_topic"), response.status_code)
-        outcome = _webhook_outcome(response.status_code)
+        topic = _topic_label(g.get("webhook_topic"), status)
+        outcome = _webhook_outcome(status)
         WEBHOOKS_TOTAL.labels(topic, outcome).inc()
         WEBHOOK_SECONDS.labels(topic).observe(elapsed)
-        log.info(
-            "webhook %s %s in %.1f ms",
-            topic,
-            outcome,
-            elapsed * 1000,
-            extra={"status": response.status_code, "duration_ms": round(elapsed * 1000, 2), "outcome": outcome},
-        )
+        request_log.info("webhook %s %s in %.1f ms", topic, outcome, duration_ms,
+                         extra={"status": status, "duration_ms": duration_ms, "outcome": outcome})
+    else:
+        # Probes come every few seconds from every balancer: kept out of the INFO stream.
+        level = logging.DEBUG if route in _PROBE_ROUTES else logging.INFO
+        path = _clip(request.path)
+        request_log.log(level, "%s %s %s in %.1f ms", request.method, path, status, duration_ms,
+                        extra={"method": request.method, "path": path, "status": status, "duration_ms": duration_ms})
     return response
 
 

@@ -103,7 +103,6 @@ class AppServer:
                 "WEB_CONCURRENCY": str(workers),
                 "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
                 "APP_URL": self.env.get("APP_URL", f"http://127.0.0.1:{self.port}"),
-                "GUNICORN_ACCESS_LOG": os.devnull,
             }
         )
         # The arbiter waits out graceful_timeout on stop; tests stop servers that serve nothing any more.

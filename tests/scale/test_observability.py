@@ -151,6 +151,49 @@ def test_json_logs_carry_request_and_webhook_fields(app_config: dict[str, t.Any]
     assert line["attempt"] == 2
 
 
+def _json_log_lines(app: Flask) -> io.StringIO:
+    """Point the app's log handler at a buffer and return it."""
+    handler = next(h for h in logging.getLogger("referral_plugin").handlers if hasattr(h, "setStream"))
+    stream = io.StringIO()
+    t.cast(logging.StreamHandler[t.Any], handler).setStream(stream)
+    return stream
+
+
+def _request_lines(stream: io.StringIO) -> list[dict[str, t.Any]]:
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [line for line in lines if line["logger"] == "referral_plugin.requests"]
+
+
+def test_every_request_is_logged_once_with_what_happened(app_config: dict[str, t.Any]) -> None:
+    """One line per answered request: method, path, status, duration and request id; probes stay out of INFO."""
+    app = create_app({**app_config, "LOG_FORMAT": "json"})
+    stream = _json_log_lines(app)
+    client = app.test_client()
+    client.get("/c/NO-SUCH-CODE%0Aforged", headers={"X-Request-Id": "req-1"})
+    client.get("/healthz")
+    [line] = _request_lines(stream)
+    assert line["request_id"] == "req-1"
+    assert (line["method"], line["status"], line["level"]) == ("GET", 404, "info")
+    assert line["path"] == "/c/NO-SUCH-CODE_forged"  # a newline in the path cannot start a forged line
+    assert isinstance(line["duration_ms"], float)
+
+
+def test_a_webhook_is_logged_once_with_its_topic_shop_id_and_outcome(app_config: dict[str, t.Any]) -> None:
+    """The webhook's line carries what an operator searches by, and how the delivery ended."""
+    app = create_app({**app_config, "LOG_FORMAT": "json"})
+    stream = _json_log_lines(app)
+    with app.app_context():
+        db.create_all()
+        shopify = ShopifyActions(app.test_client(), app.config["SHOPIFY_API_SECRET"])
+        shopify.post_webhook("customers/create", load_payload("customers_create"), webhook_id="wh-log-1")
+        db.drop_all()
+    [line] = _request_lines(stream)
+    assert line["message"].startswith("webhook customers/create processed in ")
+    assert (line["topic"], line["webhook_id"], line["outcome"], line["status"]) == (
+        "customers/create", "wh-log-1", "processed", 200)
+    assert line["shop"] == "test-shop.myshopify.com"
+
+
 def test_readyz_is_unavailable_until_migrations_ran(client: FlaskClient) -> None:
     """A schema made without the migrations (no alembic revision) is not ready for traffic."""
     response = client.get("/readyz")
