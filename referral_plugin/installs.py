@@ -79,8 +79,9 @@ def _install(
     if shop is None:
         shop = Shop(shopify_domain=domain, name=domain.split(".", 1)[0], installed_at=now)
         db.session.add(shop)
-    elif shop.uninstalled_at is not None or shop.installed_at is None:
-        shop.installed_at = now
+    # Every grant is an install Shopify vouches for now, even when the shop still looked installed here (its
+    # app/uninstalled not delivered yet): an uninstall that fired before this moment must not kill this token.
+    shop.installed_at = now
     shop.uninstalled_at = None
     store_tokens(shop, access_token, scope, expires_in, refresh_token, refresh_token_expires_in, now=now)
     db.session.flush()
