@@ -105,11 +105,11 @@ def parse_triggered_at(raw: str | None) -> dt.datetime | None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # OverflowError: its UTC form is before year 1 or after 9999
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
 
 
 def read_delivery(headers: HeaderSource) -> Delivery:
