@@ -26,7 +26,7 @@ lookup_bp.after_request(add_rate_limit_headers)
 def refer_customer() -> Response:
     """Refer friends of one or more customers (Capillary "Refer Customer"); results per item."""
     body = request.get_json(silent=True, force=True)
-    customers = service.refer_customers(current_shop(), body)
+    customers = service.refer_customers(current_shop(), body, request.args)
     db.session.commit()
     return jsonify({
         "response": {

@@ -119,9 +119,15 @@ def shopify_id(value: str) -> int | None:
     return int(value)
 
 
-def refer_customers(shop: Shop, body: t.Any) -> list[dict[str, t.Any]]:
+#: Fields that name the referring customer in a ``customer`` element.
+_ADVOCATE_FIELDS = ("mobile", "email", "external_id", "id")
+
+
+def refer_customers(shop: Shop, body: t.Any, query: Mapping[str, str] | None = None) -> list[dict[str, t.Any]]:
     """Invite each customer's friends (``root.customer[]``) and return the per-customer results.
 
+    Seed 000 also documents ``mobile``/``email`` query parameters naming the customer: they stand in
+    for a ``customer`` element that names nobody itself.
     :raise ValidationError: when the body has no ``root.customer`` list.
     """
     root = body.get("root", body) if isinstance(body, Mapping) else None
@@ -134,13 +140,21 @@ def refer_customers(shop: Shop, body: t.Any) -> list[dict[str, t.Any]]:
     for item in items:  # refuse an oversized batch before anything is written
         if isinstance(item, Mapping) and isinstance(item.get("referrals"), Mapping):
             _referral_groups(item["referrals"])
-    return [_refer_one(shop, item) for item in items]
+    named = {field: value for field in ("mobile", "email") if (value := (query or {}).get(field, "").strip())}
+    return [_refer_one(shop, _named_by(item, named)) for item in items]
+
+
+def _named_by(item: t.Any, named: Mapping[str, str]) -> t.Any:
+    """Return ``item`` with the query's ``mobile``/``email`` when it names no customer itself."""
+    if not named or not isinstance(item, Mapping) or any(_text(item.get(f)) for f in _ADVOCATE_FIELDS):
+        return item
+    return {**item, **named}
 
 
 def _find_advocate(shop: Shop, item: Mapping[str, t.Any]) -> tuple[Customer | None, str]:
     """Return the referring customer by mobile, email or external id, and the identifier type tried."""
     tried = "mobile"
-    for field, kind in (("mobile", "mobile"), ("email", "email"), ("external_id", "id"), ("id", "id")):
+    for field, kind in zip(_ADVOCATE_FIELDS, ("mobile", "email", "id", "id"), strict=True):
         value = _text(item.get(field))
         if not value:
             continue

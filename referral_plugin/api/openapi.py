@@ -159,6 +159,12 @@ def _operations() -> dict[str, dict[str, t.Any]]:
                            "for the type, 1206 Referral type is not supported; per-customer item_status: 1000, "
                            "1012 customer not found, 1206, 1222 invalid campaign token. Idempotent per "
                            "advocate, campaign and friend.",
+            "parameters": [
+                _query("mobile", "Mobile of the referring customer, for a customer element naming nobody itself.",
+                       {"type": "string"}),
+                _query("email", "Email of the referring customer, for a customer element naming nobody itself.",
+                       {"type": "string"}),
+            ],
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref("CapillaryReferRequest")}}},
             "responses": {"200": _json(_ref("CapillaryReferResponse"), "Processed; see the per-item statuses."),
                           **_errors("CapillaryReferError", {"400": "Body without root.customer (code 400)."})},
