@@ -48,6 +48,7 @@ from referral_plugin.models import ReferralCode
 from referral_plugin.models import Shop
 from referral_plugin.models import utcnow
 from referral_plugin.referrals.customers import shopify_id
+from referral_plugin.security.shop_domain import names_another_shop
 from referral_plugin.security.shop_domain import require_shop_domain
 
 if t.TYPE_CHECKING:
@@ -64,6 +65,14 @@ PII_KEYS = frozenset({
     "identifier", "friend_email", "advocate_email", "friend_phone", "advocate_phone", "friend_name",
     "advocate_name", "latitude", "longitude", "email_canonical", "address_hash", "phone_e164",
 })
+
+
+def _for_another_shop(payload: t.Mapping[str, t.Any], delivery: Delivery) -> bool:
+    """Tell whether the signed body names another shop than the delivery's header (a replayed body): skip it."""
+    if names_another_shop(payload.get("shop_domain"), delivery.shop_domain):
+        logger.warning("ignoring %s for %s: its body names another shop", delivery.topic, delivery.shop_domain)
+        return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -206,6 +215,8 @@ def handle_customers_redact(shop: Shop | None, payload: dict[str, t.Any], delive
     """Handle ``customers/redact``: erase the customer's personal data (and that of ``orders_to_redact``)."""
     if shop is None:
         return  # nothing is held for a shop we do not know
+    if _for_another_shop(payload, delivery):
+        return
     orders = payload.get("orders_to_redact") or []
     redact_customer(
         shop,
@@ -391,7 +402,7 @@ def record_data_request(shop: Shop, shopify_customer_id: int, data_request_id: s
 
 def handle_customers_data_request(shop: Shop | None, payload: dict[str, t.Any], delivery: Delivery) -> None:
     """Handle ``customers/data_request``: store the customer's export once per data request id."""
-    if shop is None:
+    if shop is None or _for_another_shop(payload, delivery):
         return
     customer_id = _customer_id(payload)
     if customer_id is None:
@@ -449,6 +460,8 @@ def handle_shop_redact(shop: Shop | None, payload: dict[str, t.Any], delivery: D
     if (shop is not None and shop.uninstalled_at is None and shop.installed_at is not None
             and delivery.triggered_at is not None and delivery.triggered_at < shop.installed_at):
         logger.info("ignoring shop/redact for %s triggered before the latest install", shop.shopify_domain)
+        return
+    if _for_another_shop(payload, delivery):
         return
     delete_shop_data(delivery.shop_domain)
 

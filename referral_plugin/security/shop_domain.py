@@ -50,3 +50,15 @@ def require_shop_domain(raw: str | None) -> str:
     if shop is None:
         raise InvalidShopDomain("shop must be a {handle}.myshopify.com domain")
     return shop
+
+
+def names_another_shop(claimed: object, shop_domain: str) -> bool:
+    """Tell whether a signed body's own shop field names a valid shop other than ``shop_domain``.
+
+    The webhook hmac covers the body only, not ``X-Shopify-Shop-Domain``; a body that names its shop (the
+    compliance topics' ``shop_domain``, app/uninstalled's ``myshopify_domain``) pins the delivery to it, so a
+    captured body replayed under another shop's header cannot erase or uninstall that shop. A missing or
+    placeholder value (Shopify's samples say ``{shop}.myshopify.com``) pins nothing.
+    """
+    other = sanitize_shop_domain(claimed) if isinstance(claimed, str) else None
+    return other is not None and other != shop_domain

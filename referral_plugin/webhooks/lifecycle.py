@@ -16,6 +16,7 @@ from referral_plugin.models import ApiKey
 from referral_plugin.models import AuditEvent
 from referral_plugin.models import Shop
 from referral_plugin.models import utcnow
+from referral_plugin.security.shop_domain import names_another_shop
 from referral_plugin.webhooks.registry import Delivery
 from referral_plugin.webhooks.registry import Payload
 
@@ -29,6 +30,10 @@ def handle_app_uninstalled(shop: Shop | None, payload: Payload, delivery: Delive
     (Shopify retries for hours): applying it would kill the token of a merchant who reinstalled.
     """
     if shop is None:
+        return
+    if names_another_shop(payload.get("myshopify_domain"), shop.shopify_domain):
+        # The hmac covers the body, not the shop header: a body naming another shop is a replay, not this shop's.
+        logger.warning("ignoring app/uninstalled for %s: its body names another shop", shop.shopify_domain)
         return
     # Lock and re-read the row: an install racing this delivery commits first or waits (see installs._install).
     db.session.refresh(shop, with_for_update=True)
