@@ -56,6 +56,10 @@ from referral_plugin.reports.chart import series_svg
 from referral_plugin.reports.log import SOURCE_LABELS
 from referral_plugin.reports.log import STATUS_LABELS
 from referral_plugin.reports.log import LogFilters
+from referral_plugin.reports.log import describe_audit_action
+from referral_plugin.reports.log import describe_audit_actor
+from referral_plugin.reports.log import describe_audit_subject
+from referral_plugin.reports.log import describe_field
 from referral_plugin.reports.log import describe_reason
 from referral_plugin.reports.log import held_referrals
 from referral_plugin.reports.log import list_referrals
@@ -104,6 +108,10 @@ def _template_globals() -> dict[str, t.Any]:
         "session_token": raw_session_token(),
         "csrf_field": CSRF_FIELD,
         "status_labels": STATUS_LABELS,
+        "audit_action": describe_audit_action,
+        "audit_actor": describe_audit_actor,
+        "audit_subject": describe_audit_subject,
+        "field_label": describe_field,
         "notice": NOTICES.get(request.args.get("notice", "")),
     }
     if shop is not None:

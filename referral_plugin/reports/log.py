@@ -64,6 +64,71 @@ SOURCE_LABELS: dict[str, str] = {
 }
 
 
+#: Audit actions in the merchant's words (the stable vocabulary the services write).
+AUDIT_ACTIONS: dict[str, str] = {
+    "campaign.create": "Campaign created",
+    "campaign.update": "Campaign changed",
+    "settings.update": "Settings changed",
+    "api_key.created": "API key created",
+    "api_key.revoked": "API key revoked",
+    "ledger.adjust": "Points adjusted by hand",
+    "referral.approve": "Held referral approved",
+    "referral.reject": "Held referral rejected",
+    "order.refund_before_paid": "Order refunded before it was paid",
+    "discount_issue_failed": "Discount code could not be created in Shopify",
+    "discount_deactivated": "Discount code turned off in Shopify",
+    "discount_deactivate_failed": "Discount code could not be turned off in Shopify",
+    "code_discount_sync_failed": "Referral code could not be updated in Shopify",
+    "invitation_email_refused": "Invitation email refused by the mail server",
+    "app_uninstalled": "App uninstalled",
+}
+AUDIT_SUBJECTS: dict[str, str] = {
+    "campaign": "campaign", "shop": "shop", "api_key": "API key", "customer": "customer", "referral": "referral",
+    "order": "order", "ledger_entry": "ledger row", "invitation": "invitation", "referral_code": "referral code",
+}
+
+
+#: Campaign and settings fields as the dashboard's forms label them (for change history lines).
+FIELD_LABELS: dict[str, str] = {
+    "name": "Name", "status": "Status", "advocate_reward_kind": "Advocate reward kind",
+    "advocate_reward_value": "Advocate reward", "friend_reward_kind": "Friend reward kind",
+    "friend_reward_value": "Friend reward", "min_order_subtotal": "Minimum order subtotal",
+    "new_customers_only": "New customers only", "advocate_cap": "Most rewards per advocate",
+    "hold_days": "Hold days", "starts_at": "Starts", "ends_at": "Ends", "reward_test_orders": "Reward test orders",
+    "phone_region": "Phone region", "point_value": "Value of one point",
+}
+
+
+def describe_field(name: str) -> str:
+    """Return a changed field's label; an unknown one is spelled out from its name."""
+    return FIELD_LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def describe_audit_action(action: str) -> str:
+    """Return an audit action in plain words; an unknown one is spelled out from its name."""
+    return AUDIT_ACTIONS.get(action) or action.replace(".", " ").replace("_", " ").capitalize()
+
+
+def describe_audit_actor(actor: str | None) -> str:
+    """Return who acted, as a merchant reads it: a staff user, Shopify, or the app itself."""
+    kind, _, name = (actor or "").partition(":")
+    if kind == "shopify-user":
+        return f"staff user {name}" if name and name != "unknown" else "a staff user"
+    if kind == "system":
+        return f"the app ({name})" if name else "the app"
+    if kind == "shopify" and not name:
+        return "Shopify"
+    return actor or "unknown"
+
+
+def describe_audit_subject(subject_type: str | None, subject_id: int | None) -> str:
+    """Return what an audit event is about (``campaign #3``), or an empty string."""
+    if not subject_type:
+        return ""
+    words = AUDIT_SUBJECTS.get(subject_type, subject_type.replace("_", " "))
+    return f"{words} #{subject_id}" if subject_id is not None else words
+
+
 def describe_reason(code: str | None) -> str:
     """Return the reason code in plain words (the engine's vocabulary), or an empty string."""
     if not code:
