@@ -127,6 +127,9 @@ def process_paid_order(shop: Shop, order: Mapping[str, t.Any]) -> OrderAttributi
         customer_orders_count=_orders_count(order),
         minimum_basis=found.subtotal_before_code(subtotal),
     )
+    # One advocate's orders are decided one at a time: the cap and the velocity rule count the advocate's
+    # decided referrals, and on PostgreSQL two overlapping transactions would both count before either wrote.
+    db.session.execute(select(Customer.id).where(Customer.id == advocate.id).with_for_update())
     decision = qualify(shop, campaign, advocate, friend, facts, order, referral=referral, code=code, now=now)
     if decision.reason == Reason.ALREADY_REFERRED:
         referral = None  # the friend's referral belongs to someone else: leave it alone

@@ -1,0 +1,86 @@
+"""Audit, from outside: limits that must hold when Shopify delivers many orders of one advocate at once.
+
+Run on SQLite files and (``TEST_DATABASE_URL``) on PostgreSQL, where transactions really overlap.
+"""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from referral_plugin.extensions import db
+from tests.contract.conftest import Integrator
+from tests.contract.test_audit_engine_rewards import Merchant
+from tests.contract.test_audit_engine_rewards import Store
+from tests.contract.test_audit_engine_rewards import balance
+from tests.contract.test_audit_engine_rewards import default_token
+from tests.contract.test_audit_engine_rewards import order
+from tests.contract.test_audit_engine_rewards import reconcile
+from tests.shopify_actions import ShopifyActions
+
+
+@pytest.fixture
+def store(shopify: ShopifyActions, shop: t.Any) -> Store:
+    """Return the shop as Shopify drives it."""
+    return Store(shopify)
+
+
+@pytest.fixture
+def merchant(client: FlaskClient, shop: t.Any) -> Merchant:
+    """Return the merchant in the dashboard."""
+    return Merchant(client)
+
+
+def deliver_at_once(app: Flask, store: Store, orders: list[dict[str, t.Any]]) -> dict[int, int]:
+    """Deliver ``orders/paid`` of every order at the same moment; redeliver any that failed, as Shopify would."""
+    db.session.commit()
+    barrier = threading.Barrier(len(orders))
+    statuses: dict[int, int] = {}
+
+    def deliver(n: int) -> None:
+        shopify = ShopifyActions(app.test_client())
+        barrier.wait()
+        statuses[n] = shopify.post_webhook("orders/paid", orders[n], webhook_id=f"race-{n}").status_code
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(len(orders))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for n, status in sorted(statuses.items()):
+        if status != 200:
+            store.pay(orders[n], webhook_id=f"race-{n}")
+    return statuses
+
+
+def test_reward_cap_holds_under_concurrent_orders(app: Flask, store: Store, merchant: Merchant,
+                                                  integrator: Integrator) -> None:
+    """Eight friends' first orders at once against a cap of 2: exactly two referrals are rewarded."""
+    store.register(401, "capped@example.com")
+    merchant.edit(default_token(integrator), advocate_cap="2")
+    code = integrator.code_of("capped@example.com")
+    friends = [store.register(410 + n, f"race{n}@example.com") for n in range(8)]
+    deliver_at_once(app, store, [order(friend, code=code) for friend in friends])
+    assert balance(integrator, 401) == 200
+    rows = merchant.export("referrals")
+    assert sorted(r["reason"] for r in rows) == ["CAP_REACHED"] * 6 + ["QUALIFIED"] * 2
+    assert sum(balance(integrator, 410 + n) for n in range(8)) == 100
+    reconcile(merchant, integrator, [401, *range(410, 418)])
+
+
+def test_velocity_limit_holds_under_concurrent_orders(app: Flask, store: Store, merchant: Merchant,
+                                                      integrator: Integrator) -> None:
+    """Six friends' orders at once against a daily limit of 3: three pass, three wait for review."""
+    app.config["REVIEW_VELOCITY_LIMIT"] = 3
+    store.register(501, "fast@example.com")
+    code = integrator.code_of("fast@example.com")
+    friends = [store.register(510 + n, f"fast{n}@example.com") for n in range(6)]
+    deliver_at_once(app, store, [order(friend, code=code) for friend in friends])
+    assert balance(integrator, 501) == 300
+    rows = merchant.export("referrals")
+    assert sorted(r["status"] for r in rows) == ["held"] * 3 + ["rewarded"] * 3
+    reconcile(merchant, integrator, [501, *range(510, 516)])
