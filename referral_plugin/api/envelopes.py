@@ -24,6 +24,16 @@ from flask.wrappers import Response
 from referral_plugin.errors import ReferralPluginError
 
 _STRING_CODES = {"TOO_MANY_REQUESTS": "RATE_LIMITED", "REQUEST_ENTITY_TOO_LARGE": "PAYLOAD_TOO_LARGE"}
+#: The schemes a 401 offers (RFC 9110 requires the challenge); X-Api-Key has no registered scheme.
+CHALLENGE = 'Bearer realm="referral-plugin API", Basic realm="referral-plugin API", charset="UTF-8"'
+
+
+def _answer(body: dict[str, t.Any], error: ReferralPluginError) -> Response:
+    """Return ``body`` as JSON, with the authentication challenge when ``error`` is a 401."""
+    response = jsonify(body)
+    if error.status_code == 401:
+        response.headers["WWW-Authenticate"] = CHALLENGE
+    return response
 
 
 def numeric_code(error: ReferralPluginError) -> int:
@@ -43,8 +53,8 @@ def utc_timestamp() -> str:
 
 def render_capillary_refer_error(error: ReferralPluginError) -> Response:
     """Render an error of ``POST /v1.1/customer/referrals``."""
-    return jsonify({"response": {"status": {"success": "false", "code": numeric_code(error),
-                                            "message": error.message}}})
+    return _answer({"response": {"status": {"success": "false", "code": numeric_code(error),
+                                            "message": error.message}}}, error)
 
 
 def _int_arg(name: str, default: int) -> int:
@@ -54,12 +64,12 @@ def _int_arg(name: str, default: int) -> int:
 
 def render_capillary_lookup_error(error: ReferralPluginError) -> Response:
     """Render an error of ``GET /v2/customers/lookup/referrals``."""
-    return jsonify({
+    return _answer({
         "pagination": {"limit": _int_arg("limit", 10), "offset": _int_arg("offset", 0), "total": 0},
         "data": [],
         "warnings": [],
         "errors": [{"code": numeric_code(error), "message": error.message}],
-    })
+    }, error)
 
 
 def joy_body(data: t.Any, *, meta: dict[str, t.Any] | None = None, message: str = "OK",
@@ -75,11 +85,11 @@ def render_joy_error(error: ReferralPluginError) -> Response:
     body["error"] = {"code": string_code(error), "message": error.message}
     if error.field:
         body["error"]["field"] = error.field
-    return jsonify(body)
+    return _answer(body, error)
 
 
 def render_default_error(error: ReferralPluginError) -> Response:
     """Render an error of ``/api/...`` as ``{"error": {"code", "message"}}``."""
     body = error.to_dict()
     body["error"]["code"] = string_code(error)
-    return jsonify(body)
+    return _answer(body, error)

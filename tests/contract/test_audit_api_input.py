@@ -175,3 +175,15 @@ def test_cli_refuses_a_key_name_with_a_tab(runner: t.Any, integrator: Integrator
     assert result.exit_code == 2, result.output
     listing = runner.invoke(args=["api-key", "list", SHOP]).output
     assert "a\tb" not in listing
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("headers", [{}, {"X-Api-Key": "rpk_aaaaaaaa_wrong"}, {"Authorization": "Basic Og=="}])
+def test_a_401_carries_the_authentication_challenge(client: FlaskClient, api_key: str, route: tuple[str, str],
+                                                    headers: dict[str, str]) -> None:
+    """A missing or wrong key is a 401 with ``WWW-Authenticate`` (RFC 9110) offering Bearer and Basic."""
+    method, path = route
+    response = getattr(client, method)(path, headers=headers)
+    assert response.status_code == 401
+    challenge = response.headers.get("WWW-Authenticate", "")
+    assert challenge.startswith("Bearer ") and "Basic " in challenge
