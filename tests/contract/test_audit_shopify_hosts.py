@@ -63,3 +63,38 @@ def test_session_token_for_unparsable_shop_is_401(client: FlaskClient, shop: Sho
     response = client.get("/admin/api/summary", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert response.headers["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+
+
+# The official libraries' rejection tables (PY, JS, RB) plus look-alikes a browser would resolve elsewhere.
+TRICKY_HOSTS = [
+    "myshop.com", "myshopify.com", "shopify.com", "two words", "store.myshopify.com.evil.com", "/foo/bar",
+    "/foo.myshopify.io.evil.ru", "%0a123.myshopify.io ", "foo.bar.myshopify.io", "notshopify.com",
+    "-invalid.myshopify.io", "not-admin.shopify.com/store/my-shop", "attacker.example", "myshopify.com.evil.com",
+    "test-shop.notmyshopify.com", "attacker.com/.myshopify.com", "shop.myshopify.com@evil.com",
+    "test-shop.myshopify.com.", "test-shop.myshopify.com%2eevil.com", "test-shop.myshopify.com\\@evil.com",
+    "t\u0435st-shop.myshopify.com", "test-shop\uff0emyshopify.com", "test-shop.myshopify.com/../evil.com",
+    "test-shop.myshopify.com?.evil.com", "test-shop.myshopify.com#@evil.com", "//evil.com/test-shop.myshopify.com",
+    "http://evil.com@test-shop.myshopify.com", "test-shop.myshopify.io", "test-shop.shop.dev",
+]
+
+
+@pytest.mark.parametrize("host", TRICKY_HOSTS)
+def test_install_with_tricky_shop_never_redirects(client: FlaskClient, host: str) -> None:
+    """A signed install naming a shop that is not exactly ``{handle}.myshopify.com`` is refused with no redirect.
+
+    (Values holding ``%`` are signed differently by each library, so those may fail the hmac first: 401.)
+    """
+    response = client.get("/auth/install?" + urlencode(signed_admin_query({"shop": host})))
+    assert response.status_code == (401 if "%" in host else 400)
+    assert response.headers.get("Location") is None
+
+
+@pytest.mark.parametrize(("host", "canonical"), [
+    ("TEST-SHOP.MYSHOPIFY.COM", SHOP), ("https://test-shop.myshopify.com/", SHOP), ("test-shop", SHOP),
+    ("admin.shopify.com/store/test-shop", SHOP), (" test-shop.myshopify.com ", SHOP),
+])
+def test_install_redirects_only_to_the_canonical_shop(client: FlaskClient, host: str, canonical: str) -> None:
+    """Accepted spellings of a shop redirect to the canonical ``https://{handle}.myshopify.com`` grant screen."""
+    response = client.get("/auth/install?" + urlencode(signed_admin_query({"shop": host})))
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(f"https://{canonical}/admin/oauth/authorize?")
