@@ -232,20 +232,26 @@ def ledger_rows() -> list[LedgerEntry]:
     return list(db.session.scalars(select(LedgerEntry).order_by(LedgerEntry.id)))
 
 
-def net_points(shopify_customer_id: int) -> int:
+def net_points(shopify_customer_id: int, *, adjustments: bool = True) -> int:
     """Return a customer's net points from the ledger rows themselves (grants, releases, reversals)."""
     from referral_plugin.models import Customer
 
     db.session.expire_all()
+    kinds = ("grant", "release", "reversal", "adjustment") if adjustments else ("grant", "release", "reversal")
     total = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.points), 0))
                               .join(Customer, Customer.id == LedgerEntry.customer_id)
                               .where(Customer.shopify_customer_id == shopify_customer_id,
-                                     LedgerEntry.entry_type.in_(("grant", "release", "reversal", "adjustment"))))
+                                     LedgerEntry.entry_type.in_(kinds)))
     return int(total or 0)
 
 
-def reconcile(merchant: Merchant, integrator: Integrator, customer_ids: t.Iterable[int]) -> dict[str, t.Any]:
-    """Check that the summary, both exports and Joy agree exactly with the ledger; return the summary."""
+def reconcile(merchant: Merchant, integrator: Integrator, customer_ids: t.Iterable[int], *,
+              points_on_hold: bool = True) -> dict[str, t.Any]:
+    """Check that the summary, both exports and Joy agree exactly with the ledger; return the summary.
+
+    ``points_on_hold=False`` skips the summary's points on hold (wrong after a partial refund during a hold:
+    see :func:`test_points_on_hold_after_a_partial_refund_during_the_hold`).
+    """
     rows = ledger_rows()
     summary = merchant.summary()
     counted = [r for r in rows if r.entry_type in ("grant", "release", "reversal") and r.reward_kind == "points"]
@@ -263,6 +269,18 @@ def reconcile(merchant: Merchant, integrator: Integrator, customer_ids: t.Iterab
     referrals = merchant.export("referrals")
     stored = {r.id: r.status for r in db.session.scalars(select(Referral))}
     assert {int(r["referral_id"]): r["status"] for r in referrals} == stored
+    for advocate in summary["topAdvocates"]:
+        assert advocate["pointsEarned"] == net_points(advocate["customerId"], adjustments=False), advocate
+    held = db.session.scalars(select(Referral).where(Referral.status == "held")).all()
+    assert summary["pending"]["heldReferrals"] == len(held)
+    released = {r.related_entry_id for r in rows if r.entry_type == EntryType.RELEASE}
+    on_hold = sum(r.points for r in rows if r.entry_type == EntryType.HOLD and r.id not in released
+                  and r.referral_id in {h.id for h in held})
+    voided = sum(r.points for r in rows if r.entry_type == EntryType.VOID
+                 and r.related_entry_id in {h.id for h in rows if h.entry_type == EntryType.HOLD
+                                            and h.id not in released and h.referral_id in {x.id for x in held}})
+    if points_on_hold:
+        assert summary["pending"]["pointsOnHold"] == on_hold + voided, (on_hold, voided)
     analytics = integrator.get("/rest_api/v2/referrals/analytics").get_json()["data"]
     assert analytics["countCouponCodeUsage"] == summary["referredOrders"]
     for customer_id in customer_ids:
@@ -329,6 +347,7 @@ class FakeAdmin:
         self.calls: list[dict[str, t.Any]] = []
         self._nodes = itertools.count(1)
         url = f"https://{SHOP}/admin/api/{app.config['SHOPIFY_API_VERSION']}/graphql.json"
+        mocked.assert_all_requests_are_fired = False  # some stories must not call Shopify at all
         mocked.add_callback(responses_lib.POST, url, callback=self._answer, content_type="application/json")
 
     def _answer(self, request: t.Any) -> tuple[int, dict[str, str], str]:
@@ -576,3 +595,81 @@ def test_hold_period_releases_once_and_refund_after_release(app: Flask, store: S
     assert (balance(integrator, 121), balance(integrator, 122)) == (0, 0)
     reconcile(merchant, integrator, [121, 122])
 
+
+
+def test_partial_refund_during_the_hold(app: Flask, store: Store, merchant: Merchant,
+                                        integrator: Integrator) -> None:
+    """A quarter refunded while held: the summary's points on hold drop by that share, the release pays the rest."""
+    from referral_plugin.rewards.sweeper import sweep
+
+    store.register(131, "cy@example.com")
+    merchant.edit(default_token(integrator), hold_days="14")
+    code = integrator.code_of("cy@example.com")
+    paid = order(store.register(132, "di@example.com"), code=code)
+    store.pay(paid)
+    assert merchant.summary()["pending"]["pointsOnHold"] == 150
+    store.send("refunds/create", refund(paid, "25.00"))
+    assert merchant.summary()["pending"]["heldReferrals"] == 1
+    reconcile(merchant, integrator, [131, 132], points_on_hold=False)
+    sweep(dt.datetime.now(dt.UTC) + dt.timedelta(days=15))
+    db.session.commit()
+    assert (balance(integrator, 131), balance(integrator, 132)) == (75, 38)
+    assert merchant.summary()["pending"]["pointsOnHold"] == 0
+    reconcile(merchant, integrator, [131, 132])
+
+
+@pytest.mark.xfail(strict=True, reason="DASHBOARD: reports/summary.py _pending sums HOLD rows without their VOID rows")
+def test_points_on_hold_after_a_partial_refund_during_the_hold(store: Store, merchant: Merchant,
+                                                               integrator: Integrator) -> None:
+    """After a quarter of a held order is refunded, the summary's points on hold are 113 (75 + 38), not 150."""
+    store.register(161, "ivy@example.com")
+    merchant.edit(default_token(integrator), hold_days="14")
+    code = integrator.code_of("ivy@example.com")
+    paid = order(store.register(162, "jo@example.com"), code=code)
+    store.pay(paid)
+    store.send("refunds/create", refund(paid, "25.00"))
+    assert merchant.summary()["pending"]["pointsOnHold"] == 113
+    reconcile(merchant, integrator, [161, 162])
+
+
+def test_held_discount_reward_is_issued_once_on_release(app: Flask, store: Store, merchant: Merchant,
+                                                        integrator: Integrator, admin: FakeAdmin) -> None:
+    """A held 5.00 reward code is created only when released, once however often the sweeper runs."""
+    from referral_plugin.rewards.sweeper import sweep
+
+    store.register(141, "el@example.com")
+    merchant.edit(default_token(integrator), hold_days="7", advocate_reward_kind="fixed_amount",
+                  advocate_reward_value="5")
+    code = integrator.code_of("el@example.com")
+    store.pay(order(store.register(142, "flo@example.com"), code=code))
+    assert [d for d in admin.created() if d["code"].startswith("REF-")] == []
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
+    sweep(later)
+    db.session.commit()
+    sweep(later)
+    db.session.commit()
+    rewards = [d for d in admin.created() if d["code"].startswith("REF-")]
+    assert len(rewards) == 1
+    assert rewards[0]["customerGets"]["value"]["discountAmount"]["amount"] == "5.00"
+    assert rewards[0]["context"] == {"customers": {"add": ["gid://shopify/Customer/141"]}}
+    summary = reconcile(merchant, integrator, [141, 142])
+    assert summary["couponsIssued"] == 1
+
+
+def test_full_refund_while_held_issues_no_discount(app: Flask, store: Store, merchant: Merchant,
+                                                  integrator: Integrator, admin: FakeAdmin) -> None:
+    """A held reward code whose order is refunded before release is never created in Shopify."""
+    from referral_plugin.rewards.sweeper import sweep
+
+    store.register(151, "gil@example.com")
+    merchant.edit(default_token(integrator), hold_days="7", advocate_reward_kind="percentage",
+                  advocate_reward_value="10")
+    code = integrator.code_of("gil@example.com")
+    paid = order(store.register(152, "hub@example.com"), code=code)
+    store.pay(paid)
+    store.send("refunds/create", refund(paid, "100.00"))
+    sweep(dt.datetime.now(dt.UTC) + dt.timedelta(days=8))
+    db.session.commit()
+    assert [d for d in admin.created() if d["code"].startswith("REF-")] == []
+    summary = reconcile(merchant, integrator, [151, 152])
+    assert summary["couponsIssued"] == 0 and summary["pending"]["heldReferrals"] == 0
