@@ -137,9 +137,14 @@ def refer_customers(shop: Shop, body: t.Any, query: Mapping[str, str] | None = N
     items = _as_list(customers)
     if len(items) > MAX_BATCH:
         raise ValidationError(f"At most {MAX_BATCH} customers per request.", field="root.customer")
-    for item in items:  # refuse an oversized batch before anything is written
-        if isinstance(item, Mapping) and isinstance(item.get("referrals"), Mapping):
-            _referral_groups(item["referrals"])
+    for index, item in enumerate(items):  # refuse a malformed or oversized batch before anything is written
+        referrals = item.get("referrals") if isinstance(item, Mapping) else None
+        if referrals is not None and not isinstance(referrals, Mapping):
+            # Not a per-item status: no documented code says "malformed", and a 1000 would drop the friends.
+            raise ValidationError(f"root.customer[{index}].referrals must be an object with referral_type.",
+                                  field=f"root.customer[{index}].referrals")
+        if isinstance(referrals, Mapping):
+            _referral_groups(referrals)
     named = {field: value for field in ("mobile", "email") if (value := (query or {}).get(field, "").strip())}
     return [_refer_one(shop, _named_by(item, named)) for item in items]
 
@@ -266,8 +271,12 @@ def _refer_one(shop: Shop, item: t.Any) -> dict[str, t.Any]:
     if advocate is None:
         failure = _status(False, CUSTOMER_NOT_FOUND, f"Cannot find a customer for provided {tried}")
     else:
-        token = _text(referrals.get("campaign_token"))
-        campaign = get_campaign(shop, token) if token else ensure_default_campaign(shop)
+        raw_token = referrals.get("campaign_token")
+        token = _text(raw_token)
+        if raw_token is not None and token is None:  # a list, object, boolean or fraction names no campaign
+            campaign = None
+        else:
+            campaign = get_campaign(shop, token) if token else ensure_default_campaign(shop)
         if campaign is None:
             failure = _status(False, *INVALID_CAMPAIGN)
 

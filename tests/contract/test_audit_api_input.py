@@ -187,3 +187,44 @@ def test_a_401_carries_the_authentication_challenge(client: FlaskClient, api_key
     assert response.status_code == 401
     challenge = response.headers.get("WWW-Authenticate", "")
     assert challenge.startswith("Bearer ") and "Basic " in challenge
+
+
+def _refer_element(**referrals: t.Any) -> dict[str, t.Any]:
+    return {"root": {"customer": [{"mobile": "+917999836466", "referrals": referrals}]}}
+
+
+def _invitees(integrator: Integrator) -> list[t.Any]:
+    answer = integrator.get(LOOKUP, query_string={"source": "INSTORE", "identifierName": "mobile",
+                                                  "identifierValue": "+917999836466"}).get_json()
+    found: list[t.Any] = answer["data"][0]["invitees"]
+    return found
+
+
+@pytest.mark.parametrize("token", [["X"], {"token": "X"}, True, 1.5])
+def test_a_campaign_token_of_the_wrong_type_is_1222_not_the_default(shopify: ShopifyActions,
+                                                                    integrator: Integrator, token: t.Any) -> None:
+    """A campaign_token that is no string names no campaign: 1222 and nobody invited, not the default campaign."""
+    register(shopify, 9607, "token-type@example.com", phone="+917999836466")
+    response = integrator.post("/v1.1/customer/referrals", json=_refer_element(
+        campaign_token=token, referral_type={"type": "EMAIL", "referral": [{"identifier": "tt@example.com"}]}))
+    customer = response.get_json()["response"]["customers"]["customer"][0]
+    assert customer["item_status"]["code"] == 1222
+    assert customer["referrals"]["referral_type"][0]["referral"][0]["status"]["code"] == 1222
+    assert _invitees(integrator) == []
+
+
+@pytest.mark.parametrize("referrals", [[{"referral_type": {"type": "EMAIL", "referral": [
+    {"identifier": "lost@example.com"}]}}], "EMAIL", 7])
+def test_referrals_that_are_not_an_object_are_a_400_before_anything_is_written(
+        shopify: ShopifyActions, integrator: Integrator, referrals: t.Any) -> None:
+    """``referrals`` of the wrong type is a 400 naming the element, not a 1000 with nobody invited; the batch waits."""
+    register(shopify, 9608, "referrals-type@example.com", phone="+917999836466")
+    good = {"mobile": "+917999836466", "referrals": {"referral_type": {"type": "EMAIL", "referral": [
+        {"identifier": "kept-out@example.com"}]}}}
+    response = integrator.post("/v1.1/customer/referrals", json={"root": {"customer": [
+        good, {"mobile": "+917999836466", "referrals": referrals}]}})
+    assert response.status_code == 400
+    status = response.get_json()["response"]["status"]
+    assert status["success"] == "false" and status["code"] == 400
+    assert "customer[1].referrals" in status["message"]
+    assert _invitees(integrator) == []
