@@ -25,6 +25,7 @@ from tests.contract.conftest import order_payload
 from tests.contract.conftest import register
 from tests.shopify_actions import ShopifyActions
 from tests.shopify_actions import load_payload
+from tests.shopify_actions import raw_payload
 
 ADVOCATE = 7001
 FRIEND = 7002
@@ -62,9 +63,6 @@ def test_paid_before_customers_create_rewards_once(shopify: ShopifyActions, inte
     assert _points(integrator, FRIEND) == 50
 
 
-@pytest.mark.xfail(strict=True, reason="ENGINE (referrals/reversal.py process_refund): a refund for an order with no "
-                   "attribution yet is dropped, unlike orders/cancelled which leaves a tombstone; the late orders/paid "
-                   "then rewards a fully refunded order")
 def test_refund_before_paid_ends_with_nothing(shopify: ShopifyActions, integrator: Integrator, code: str) -> None:
     """A full refund delivered before the order's orders/paid leaves neither side with points once both are in."""
     register(shopify, FRIEND, "friend@example.com")
@@ -148,3 +146,18 @@ def test_deliveries_after_uninstall_keep_the_shop_uninstalled(shopify: ShopifyAc
     assert shop.uninstalled_at is not None
     assert shop.access_token_ciphertext is None
     assert db.session.execute(select(func.count(Customer.id))).scalar_one() == 3
+
+
+@pytest.mark.parametrize(("topic", "name", "digest"), [
+    ("orders/paid", "orders_paid", "vzceRpjYyqJGenPaDJzDMKUPemGJ6t+Tkovs5++dx2Y="),
+    ("customers/create", "customers_create", "pttdiaoFM5sLP22ttY8IpgBi8jqi9ihcvo7sv9L4NP8="),
+    ("customers/redact", "customers_redact", "gMgpnNqCQMYwuTRRWyebW11zQH4MUCOZsK9VkPK2TFw="),
+])
+def test_published_sample_digests_are_accepted(shopify: ShopifyActions, shop: Shop, topic: str, name: str,
+                                               digest: str) -> None:
+    """The exact sample bytes with their published hush digests are accepted; one changed byte is 401."""
+    body = raw_payload(name)
+    headers = {"X-Shopify-Hmac-Sha256": digest}
+    assert shopify.post_webhook(topic, body, headers=headers).status_code == 200
+    tampered = body.replace(b"1", b"2", 1)
+    assert shopify.post_webhook(topic, tampered, headers=headers).status_code == 401
