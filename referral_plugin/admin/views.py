@@ -66,6 +66,7 @@ from referral_plugin.reports.log import list_referrals
 from referral_plugin.reports.log import referral_story
 from referral_plugin.reports.log import review_queue
 from referral_plugin.reports.summary import DEFAULT_RANGE_DAYS
+from referral_plugin.reports.summary import REVIEW_REASON_CODES
 from referral_plugin.reports.summary import parse_range
 from referral_plugin.reports.summary import shop_summary
 from referral_plugin.reports.summary import shop_today
@@ -112,6 +113,7 @@ def _template_globals() -> dict[str, t.Any]:
         "audit_actor": describe_audit_actor,
         "audit_subject": describe_audit_subject,
         "field_label": describe_field,
+        "review_reasons": REVIEW_REASON_CODES,
         "notice": NOTICES.get(request.args.get("notice", "")),
     }
     if shop is not None:
@@ -138,6 +140,14 @@ def _range(shop: Shop) -> tuple[dt.date, dt.date, ValidationError | None]:
     return start, end, None
 
 
+def _instant(iso: str | None) -> dt.datetime | None:
+    """Return the summary's ISO instant as an aware datetime (shown in the shop's zone), or None."""
+    if not iso:
+        return None
+    moment = dt.datetime.fromisoformat(iso)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _presets(shop: Shop) -> list[dict[str, t.Any]]:
     today = shop_today(shop)
     return [{"days": days, "start": (today - dt.timedelta(days=days - 1)).isoformat(), "end": today.isoformat()}
@@ -161,6 +171,7 @@ def overview() -> t.Any:
         presets=_presets(shop),
         range_error=error,
         waiting=review_queue(shop, limit=5),
+        next_release=_instant(summary["pending"].get("nextReleaseAt")),
         active="overview",
     )
     return body, 400 if error else 200

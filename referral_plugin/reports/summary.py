@@ -49,6 +49,7 @@ from referral_plugin.models import ReferralStatus
 from referral_plugin.models import RewardKind
 from referral_plugin.models import Shop
 from referral_plugin.models import UTCDateTime
+from referral_plugin.referrals.reasons import REVIEW_REASONS
 
 __all__ = [
     "DEFAULT_RANGE_DAYS",
@@ -73,6 +74,8 @@ VALUE_ENTRY_TYPES = (EntryType.GRANT.value, EntryType.RELEASE.value, EntryType.R
 #: Ledger rows that mean a reward reached a customer.
 REWARDED_ENTRY_TYPES = (EntryType.GRANT.value, EntryType.RELEASE.value)
 TOP_ADVOCATES = 5
+#: Held referrals that wait for the merchant's decision (released by approval, never by their hold date).
+REVIEW_REASON_CODES = frozenset(str(reason.value) for reason in REVIEW_REASONS)
 #: The engine's reason on a friend's discount that was the referral code itself: ``amount`` is money taken off.
 APPLIED_AT_CHECKOUT = "APPLIED_AT_CHECKOUT"
 
@@ -496,8 +499,8 @@ def _pending(shop: Shop) -> dict[str, t.Any]:
                Referral.status.in_((ReferralStatus.HELD.value, ReferralStatus.PENDING.value)))
         .group_by(Referral.status)
     ).all())
-    held_points, next_release = db.session.execute(
-        select(func.sum(LedgerEntry.points), func.min(LedgerEntry.available_at))
+    held_points = db.session.execute(
+        select(func.sum(LedgerEntry.points))
         .join(Referral, Referral.id == LedgerEntry.referral_id)
         .where(
             Referral.shop_id == shop.id,
@@ -509,11 +512,16 @@ def _pending(shop: Shop) -> dict[str, t.Any]:
             LedgerEntry.shop_id == shop.id,
             LedgerEntry.entry_type == literal_column(f"'{EntryType.HOLD.value}'"),
         )
-    ).one()
-    next_hold = db.session.execute(
-        select(func.min(Referral.hold_until))
-        .where(Referral.shop_id == shop.id, Referral.status == ReferralStatus.HELD.value)
     ).scalar()
+    # A referral held for review is released by the merchant, never on its hold date: no release date.
+    next_release, next_hold = db.session.execute(
+        select(func.min(LedgerEntry.available_at), func.min(Referral.hold_until))
+        .select_from(Referral)
+        .outerjoin(LedgerEntry, and_(LedgerEntry.referral_id == Referral.id, LedgerEntry.shop_id == shop.id,
+                                     LedgerEntry.entry_type == EntryType.HOLD.value))
+        .where(Referral.shop_id == shop.id, Referral.status == ReferralStatus.HELD.value,
+               or_(Referral.reason.is_(None), Referral.reason.not_in(sorted(REVIEW_REASON_CODES))))
+    ).one()
     release = next_release or next_hold
     return {
         "heldReferrals": int(by_status.get(ReferralStatus.HELD.value, 0)),

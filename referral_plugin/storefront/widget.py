@@ -33,6 +33,7 @@ from referral_plugin.referrals.customers import upsert_customer
 from referral_plugin.referrals.ledger import pending_rewards
 from referral_plugin.referrals.ledger import points_balance
 from referral_plugin.referrals.ledger import points_earned
+from referral_plugin.referrals.reasons import REVIEW_REASONS
 from referral_plugin.storefront.reasons import referral_reason_text
 
 #: How many friends the progress list shows; the counts above it cover everyone.
@@ -168,7 +169,9 @@ def _progress(shop: Shop, customer: Customer) -> dict[str, t.Any]:
             "statusLabel": STATUS_LABELS.get(referral.status, referral.status),
             "reason": referral.reason if referral.status in _EXPLAINED else None,
             "reasonText": referral_reason_text(referral.reason) if referral.status in _EXPLAINED else None,
-            "holdUntil": _iso_date(referral.hold_until) if referral.status == ReferralStatus.HELD else None,
+            # A referral the shop reviews is released by the shop, not on its hold date: promise no date.
+            "holdUntil": _iso_date(referral.hold_until)
+            if referral.status == ReferralStatus.HELD and referral.reason not in REVIEW_REASONS else None,
             "date": _iso_date(referral.decided_at or referral.created_at),
         })
     if len(friends) < FRIENDS_SHOWN:
