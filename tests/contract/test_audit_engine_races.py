@@ -84,3 +84,18 @@ def test_velocity_limit_holds_under_concurrent_orders(app: Flask, store: Store, 
     rows = merchant.export("referrals")
     assert sorted(r["status"] for r in rows) == ["held"] * 3 + ["rewarded"] * 3
     reconcile(merchant, integrator, [501, *range(510, 516)])
+
+
+def test_two_first_orders_of_one_friend_at_once_reward_once(app: Flask, store: Store, merchant: Merchant,
+                                                            integrator: Integrator) -> None:
+    """A friend who pays two orders with the code at the same moment earns the referral once, for one of them."""
+    store.register(601, "twice@example.com")
+    code = integrator.code_of("twice@example.com")
+    friend = store.register(602, "buyer@example.com")
+    deliver_at_once(app, store, [order(friend, code=code, subtotal="60.00"), order(friend, code=code,
+                                                                                    subtotal="70.00")])
+    assert (balance(integrator, 601), balance(integrator, 602)) == (100, 50)
+    (row,) = merchant.export("referrals")
+    assert row["status"] == "rewarded" and row["order_subtotal"] in ("60.00", "70.00")
+    summary = reconcile(merchant, integrator, [601, 602])
+    assert summary["referredOrders"] == 1

@@ -673,3 +673,24 @@ def test_full_refund_while_held_issues_no_discount(app: Flask, store: Store, mer
     assert [d for d in admin.created() if d["code"].startswith("REF-")] == []
     summary = reconcile(merchant, integrator, [151, 152])
     assert summary["couponsIssued"] == 0 and summary["pending"]["heldReferrals"] == 0
+
+
+def test_rewards_in_the_shops_currency(app: Flask, shop: t.Any, store: Store, merchant: Merchant,
+                                       integrator: Integrator, admin: FakeAdmin) -> None:
+    """In a EUR shop a 4.99 friend reward is a 4.99 code, recorded and exported in EUR, to the cent."""
+    shop.currency = "EUR"
+    db.session.commit()
+    store.register(171, "kai@example.com")
+    merchant.edit(default_token(integrator), friend_reward_kind="fixed_amount", friend_reward_value="4.99")
+    store.invite(171, "lou@example.com")
+    friend = store.register(172, "lou@example.com")
+    store.pay(order(friend, subtotal="33.33", currency="EUR"))
+    (reward,) = [d for d in admin.created() if d["code"].startswith("REF-")]
+    assert reward["customerGets"]["value"]["discountAmount"]["amount"] == "4.99"
+    assert reward["context"] == {"customers": {"add": ["gid://shopify/Customer/172"]}}
+    friend_rows = [r for r in merchant.export("ledger") if r["customer_id"] == "172"]
+    assert [(r["entry_type"], r["amount"], r["currency"]) for r in friend_rows] == [
+        ("grant", "4.99", "EUR"), ("issue", "0.00", "EUR")]
+    summary = reconcile(merchant, integrator, [171, 172])
+    assert summary["currency"] == "EUR" and summary["referralRevenue"] == 33.33
+    assert summary["rewardsCostBreakdown"]["fixedDiscounts"] == 4.99
