@@ -46,8 +46,10 @@ def _errors(envelope: str, codes: dict[str, str]) -> dict[str, t.Any]:
         "500": "Unexpected error (never on purpose).",
     }
     merged = {**common, **codes}
-    return {status: _json(_ref(envelope), description, retry=status == "429")
-            for status, description in sorted(merged.items())}
+    responses = {status: _json(_ref(envelope), description, retry=status == "429")
+                 for status, description in sorted(merged.items())}
+    responses["401"]["headers"]["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
+    return responses
 
 
 def _path_param(name: str, description: str) -> dict[str, t.Any]:
@@ -167,7 +169,9 @@ def _operations() -> dict[str, dict[str, t.Any]]:
             ],
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref("CapillaryReferRequest")}}},
             "responses": {"200": _json(_ref("CapillaryReferResponse"), "Processed; see the per-item statuses."),
-                          **_errors("CapillaryReferError", {"400": "Body without root.customer (code 400)."})},
+                          **_errors("CapillaryReferError", {
+                              "400": "Body without a root.customer list, over 100 customers or 100 referrals "
+                                     "per customer, or a referrals element that is not an object (code 400)."})},
         }},
         "/v2/customers/lookup/referrals": {"get": {
             "tags": ["Capillary"], "operationId": "lookupReferrals", "summary": "Get Referrals (Lookup)",
@@ -273,6 +277,8 @@ def build_document(server_url: str, rate_limit: str) -> dict[str, t.Any]:
                 "RateLimit-Policy": {"description": "The limit and its window, e.g. `1000;w=60`.",
                                      "schema": {"type": "string"}},
                 "Retry-After": {"description": "Seconds to wait before retrying (429 only).", **header},
+                "WWW-Authenticate": {"description": "The accepted schemes (401 only): Bearer and Basic.",
+                                     "schema": {"type": "string"}},
             },
             "schemas": _schemas(),
         },

@@ -228,3 +228,15 @@ def test_referrals_that_are_not_an_object_are_a_400_before_anything_is_written(
     assert status["success"] == "false" and status["code"] == 400
     assert "customer[1].referrals" in status["message"]
     assert _invitees(integrator) == []
+
+
+def test_the_openapi_document_names_the_challenge_and_the_refer_400s(client: FlaskClient) -> None:
+    """/api/openapi.json documents WWW-Authenticate on every 401 and the refer route's malformed-element 400."""
+    document = client.get("/api/openapi.json").get_json()
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if "401" in operation["responses"]:
+                assert "WWW-Authenticate" in operation["responses"]["401"]["headers"], path
+    refer = document["paths"]["/v1.1/customer/referrals"]["post"]
+    assert "referrals element" in refer["responses"]["400"]["description"]
+    assert {p["name"] for p in refer["parameters"]} == {"mobile", "email"}
