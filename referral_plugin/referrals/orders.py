@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import typing as t
 from collections.abc import Mapping
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy import update
@@ -140,7 +141,7 @@ def process_paid_order(shop: Shop, order: Mapping[str, t.Any]) -> OrderAttributi
         referral_id=referral.id if referral else None, referral_code_id=code.id if code else None,
         advocate_id=advocate.id, friend_id=friend.id if friend else None, source=found.source,
         decision=decision.decision, reason=decision.reason,
-        evidence={**found.evidence, **decision.evidence}, subtotal=facts.subtotal,
+        evidence={**found.evidence, **decision.evidence, **_presentment(order)}, subtotal=facts.subtotal,
         total=money(order.get("total_price")), currency=_str(order.get("currency"), 3), test=facts.test,
     )
     if not insert_once(attribution):
@@ -221,6 +222,29 @@ def _paid_at(order: Mapping[str, t.Any], now: dt.datetime) -> dt.datetime:
     if processed is None or abs(now - processed) > dt.timedelta(days=3):
         return now
     return processed
+
+
+def _presentment(order: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """Return ``{"presentment": {currency, rate}}`` when the customer paid in another currency than the shop's.
+
+    Refund transactions come in the customer's currency; the rate (shop money per unit of the customer's,
+    from the order's own money pairs) lets a refund be compared with the shop-currency subtotal.
+    """
+    presented = order.get("presentment_currency")
+    if not isinstance(presented, str) or not presented or presented == order.get("currency"):
+        return {}
+    for key in ("subtotal_price_set", "total_price_set"):
+        pair = order.get(key)
+        if not isinstance(pair, Mapping):
+            continue
+        shop_money, customer_money = pair.get("shop_money"), pair.get("presentment_money")
+        if not isinstance(shop_money, Mapping) or not isinstance(customer_money, Mapping):
+            continue
+        amount, foreign = money(shop_money.get("amount")), money(customer_money.get("amount"))
+        if amount and foreign and amount > 0 and foreign > 0:
+            rate = (amount / foreign).quantize(Decimal("0.0000000001"))
+            return {"presentment": {"currency": presented[:3], "rate": str(rate)}}
+    return {"presentment": {"currency": presented[:3]}}
 
 
 def _orders_count(order: Mapping[str, t.Any]) -> int | None:

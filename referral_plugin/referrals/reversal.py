@@ -63,15 +63,14 @@ def process_refund(shop: Shop, refund: Mapping[str, t.Any]) -> None:
     refund_id = order_id_of(refund)
     if order_id is None or refund_id is None:
         return
-    refunded = refunded_amount(refund)
-    if refunded <= 0:
-        return
     attribution = existing_attribution(shop, order_id)
     if attribution is None:
-        if not _order_seen_paid(shop, order_id):
-            _remember_early_refund(shop, order_id, refund_id, refunded)
+        if refunded_amount(refund) > 0 and not _order_seen_paid(shop, order_id):
+            _remember_early_refund(shop, order_id, refund_id, refund)
         return
-    apply_refund(shop, attribution, refund_id, refunded)
+    refunded = refunded_amount(refund, **money_context(attribution))
+    if refunded > 0:
+        apply_refund(shop, attribution, refund_id, refunded)
 
 
 def apply_early_refunds(shop: Shop, attribution: OrderAttribution) -> None:
@@ -82,10 +81,11 @@ def apply_early_refunds(shop: Shop, attribution: OrderAttribution) -> None:
             AuditEvent.shop_id == shop.id, AuditEvent.created_at >= since,
             AuditEvent.action == EARLY_REFUND_ACTION).order_by(AuditEvent.id)):
         details = event.details or {}
-        if details.get("order") != wanted:
+        if details.get("order") != wanted or not isinstance(details.get("refund_payload"), Mapping):
             continue
-        refund_id, refunded = shopify_id(details.get("refund")), money(details.get("amount"))
-        if refund_id is not None and refunded is not None and refunded > 0:
+        refund_id = shopify_id(details.get("refund"))
+        refunded = refunded_amount(details["refund_payload"], **money_context(attribution))
+        if refund_id is not None and refunded > 0:
             apply_refund(shop, attribution, refund_id, refunded)
 
 
@@ -162,28 +162,59 @@ def reverse_order(shop: Shop, attribution: OrderAttribution, *, reason: Reason, 
     db.session.flush()
 
 
-def refunded_amount(refund: Mapping[str, t.Any]) -> Decimal:
-    """Return the money a refund gave back: successful ``refund`` transactions, else the refunded line items."""
+def money_context(attribution: OrderAttribution) -> dict[str, t.Any]:
+    """Return what converts a refund into the order's shop money: its currency and the presentment rate."""
+    presented = (attribution.evidence or {}).get("presentment")
+    rate = money(presented.get("rate")) if isinstance(presented, Mapping) else None
+    return {"shop_currency": attribution.currency, "rate": rate if rate is not None and rate > 0 else None}
+
+
+def refunded_amount(refund: Mapping[str, t.Any], *, shop_currency: str | None = None,
+                    rate: Decimal | None = None) -> Decimal:
+    """Return the shop money a refund gave back: successful ``refund`` transactions, else the refunded line items.
+
+    A transaction in the customer's (presentment) currency is converted at the order's own rate
+    (``rate``: shop money per unit of presentment money); without that rate the refunded line items'
+    shop money is used instead, never a foreign amount compared with a shop-currency subtotal.
+    """
     total = Decimal(0)
     transactions = refund.get("transactions")
-    seen = False
+    seen = foreign = False
     if isinstance(transactions, list):
         for tx in transactions:
             if not isinstance(tx, Mapping):
                 continue
             if tx.get("kind") == "refund" and tx.get("status") == "success":
                 amount = money(tx.get("amount"))
-                if amount is not None and amount > 0:
-                    total += amount
-                    seen = True
-    if seen:
+                if amount is None or amount <= 0:
+                    continue
+                currency = tx.get("currency")
+                if shop_currency and isinstance(currency, str) and currency.strip() \
+                        and currency.strip().upper() != shop_currency.upper():
+                    if rate is None:
+                        foreign = True
+                        continue
+                    amount = (amount * rate).quantize(Decimal("0.01"))
+                total += amount
+                seen = True
+    if seen and not foreign:
         return total
+    total = Decimal(0)
     for item in refund.get("refund_line_items") or []:
         if isinstance(item, Mapping):
-            amount = money(item.get("subtotal"))
+            amount = _shop_money(item.get("subtotal_set"))
+            if amount is None and not foreign:
+                amount = money(item.get("subtotal"))
             if amount is not None and amount > 0:
                 total += amount
     return total
+
+
+def _shop_money(money_set: t.Any) -> Decimal | None:
+    """Return the ``shop_money`` amount of a Shopify money pair, or None."""
+    if isinstance(money_set, Mapping) and isinstance(money_set.get("shop_money"), Mapping):
+        return money(money_set["shop_money"].get("amount"))
+    return None
 
 
 #: How long a refund that overtook its order's payment is remembered: Shopify retries a delivery for 48 hours.
@@ -197,15 +228,25 @@ def _order_seen_paid(shop: Shop, order_id: int) -> bool:
                                                         PaidOrder.shopify_order_id == order_id)) is not None
 
 
-def _remember_early_refund(shop: Shop, order_id: int, refund_id: int, refunded: Decimal) -> None:
+def _remember_early_refund(shop: Shop, order_id: int, refund_id: int, refund: Mapping[str, t.Any]) -> None:
     """Keep a refund of an order whose payment has not been recorded, for :func:`apply_early_refunds`.
 
     An audit event (not a ledger row: most such refunds are of orders paid before the app was installed,
-    which never earn anything), found again by the shop's recent events.
+    which never earn anything), found again by the shop's recent events. It keeps the refund's money only
+    (no customer data), converted to shop money once the order's currency is known.
     """
+    transactions = [{key: tx.get(key) for key in ("kind", "status", "amount", "currency")}
+                    for tx in _list(refund.get("transactions")) if isinstance(tx, Mapping)]
+    items = [{key: item.get(key) for key in ("subtotal", "subtotal_set")}
+             for item in _list(refund.get("refund_line_items")) if isinstance(item, Mapping)]
     db.session.add(AuditEvent(shop_id=shop.id, actor="shopify", action=EARLY_REFUND_ACTION, subject_type="order",
-                              details={"order": str(order_id), "refund": str(refund_id), "amount": str(refunded)}))
+                              details={"order": str(order_id), "refund": str(refund_id),
+                                       "refund_payload": {"transactions": transactions, "refund_line_items": items}}))
     db.session.flush()
+
+
+def _list(value: t.Any) -> list[t.Any]:
+    return value if isinstance(value, list) else []
 
 
 def _tombstone(shop: Shop, order: Mapping[str, t.Any], order_id: int) -> None:

@@ -249,3 +249,40 @@ def test_fresh_customer_payloads_keep_their_own_ids(shopify: ShopifyActions) -> 
     """The helpers give each person their own id and address (a guard for the audit's own fixtures)."""
     a, b = customer(1, "a@example.com"), customer(2, "b@example.com")
     assert a["default_address"]["address1"] != b["default_address"]["address1"]
+
+
+def _presented_in_eur(paid: dict[str, t.Any], shop_amount: str, eur_amount: str) -> dict[str, t.Any]:
+    """Make a USD shop's order one the customer paid in EUR (Shopify's ``*_set`` money pairs)."""
+    pair = {"shop_money": {"amount": shop_amount, "currency_code": "USD"},
+            "presentment_money": {"amount": eur_amount, "currency_code": "EUR"}}
+    paid.update(presentment_currency="EUR", subtotal_price_set=pair, total_price_set=pair,
+                current_subtotal_price_set=pair, current_total_price_set=pair)
+    return paid
+
+
+def _refund_in_eur(paid: dict[str, t.Any], usd: str, eur: str) -> dict[str, t.Any]:
+    """Return a refund of an order paid in EUR: the transaction in EUR, the line item in both moneys."""
+    payload = refund(paid, eur)
+    payload["transactions"][0]["currency"] = "EUR"
+    item = payload["refund_line_items"][0]
+    item.update(subtotal=float(usd))
+    item["subtotal_set"] = {"shop_money": {"amount": usd, "currency_code": "USD"},
+                            "presentment_money": {"amount": eur, "currency_code": "EUR"}}
+    return payload
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_refund_paid_in_another_currency_is_compared_in_the_shops(early: bool, store: Store, merchant: Merchant,
+                                                                  integrator: Integrator) -> None:
+    """A USD shop's 100.00 order paid as 92.00 EUR: refunding 46 EUR is half, refunding 92 EUR is all of it."""
+    paid = _presented_in_eur(_referred(store, integrator, 311, 312), "100.00", "92.00")
+    half, rest = _refund_in_eur(paid, "50.00", "46.00"), _refund_in_eur(paid, "50.00", "46.00")
+    if early:
+        store.send("refunds/create", half)
+    store.pay(paid)
+    if not early:
+        store.send("refunds/create", half)
+    assert (balance(integrator, 311), balance(integrator, 312)) == (50, 25)
+    store.send("refunds/create", rest)
+    assert (balance(integrator, 311), balance(integrator, 312)) == (0, 0)
+    reconcile(merchant, integrator, [311, 312])
