@@ -56,7 +56,7 @@ def serialize_campaign(campaign: Campaign) -> dict[str, t.Any]:
     }
 
 
-@bp.get("/campaigns")
+@bp.get("/campaigns", merge_slashes=False)
 def list_campaigns() -> Response:
     """List the key's shop's campaigns, the default first."""
     shop = current_shop()

@@ -22,7 +22,7 @@ lookup_bp.before_request(require_api_key)
 lookup_bp.after_request(add_rate_limit_headers)
 
 
-@refer_bp.post("/v1.1/customer/referrals")
+@refer_bp.post("/v1.1/customer/referrals", merge_slashes=False)
 def refer_customer() -> Response:
     """Refer friends of one or more customers (Capillary "Refer Customer"); results per item."""
     body = request.get_json(silent=True, force=True)
@@ -36,7 +36,7 @@ def refer_customer() -> Response:
     })
 
 
-@lookup_bp.get("/v2/customers/lookup/referrals")
+@lookup_bp.get("/v2/customers/lookup/referrals", merge_slashes=False)
 def lookup_referrals() -> Response:
     """Return a customer's referral code, invitees, referees and incentives (Capillary lookup)."""
     query = service.parse_lookup(request.args)

@@ -19,7 +19,7 @@ bp.before_request(require_api_key)
 bp.after_request(add_rate_limit_headers)
 
 
-@bp.post("/invitations")
+@bp.post("/invitations", merge_slashes=False)
 def create_invitation() -> Response:
     """Return the invite link and referral code of the customer with the given email."""
     data = service.create_invitation(current_shop(), request.get_json(silent=True, force=True))
@@ -43,7 +43,7 @@ def customer_summary(customer_id: str) -> Response:
     return jsonify(joy_body(data, message="Referral summary"))
 
 
-@bp.get("/analytics")
+@bp.get("/analytics", merge_slashes=False)
 def referral_analytics() -> Response:
     """Return the program's analytics for a date range."""
     data = service.analytics(current_shop(), request.args.get("startDate"), request.args.get("endDate"))

@@ -285,7 +285,7 @@ def build_document(server_url: str, rate_limit: str) -> dict[str, t.Any]:
     }
 
 
-@bp.get("/openapi.json")
+@bp.get("/openapi.json", merge_slashes=False)
 def openapi_document() -> Response:
     """Return the OpenAPI document."""
     config = current_app.config

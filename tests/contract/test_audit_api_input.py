@@ -240,3 +240,18 @@ def test_the_openapi_document_names_the_challenge_and_the_refer_400s(client: Fla
     refer = document["paths"]["/v1.1/customer/referrals"]["post"]
     assert "referrals element" in refer["responses"]["400"]["description"]
     assert {p["name"] for p in refer["parameters"]} == {"mobile", "email"}
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("get", "/api/v1//campaigns"),
+    ("get", "/v2/customers//lookup/referrals?source=INSTORE&identifierName=id&identifierValue=1"),
+    ("post", "/v1.1//customer/referrals"),
+    ("post", "/rest_api/v2/referrals//invitations"),
+    ("get", "/rest_api/v2//referrals/analytics"),
+    ("get", "/api//openapi.json"),
+])
+def test_a_doubled_slash_is_a_json_404_not_an_html_redirect(integrator: Integrator, method: str, path: str) -> None:
+    """"Every response is JSON": a path with a doubled slash is the surface's 404, not werkzeug's HTML 308."""
+    response = getattr(integrator, method)(path)
+    assert response.status_code == 404
+    assert response.is_json
