@@ -96,19 +96,32 @@ def _optional_int(value: t.Any) -> int | None:
     return seconds if seconds is not None and 0 <= seconds <= MAX_LIFETIME_SECONDS else None
 
 
+def _is_token(value: t.Any) -> bool:
+    """Tell whether ``value`` looks like a Shopify token (``shpat_…``, ``shprt_…``): printable ASCII, no spaces.
+
+    Anything else could not be sent back in a header, and a lone surrogate could not even be encrypted.
+    """
+    return isinstance(value, str) and bool(value) and value.isascii() and value.isprintable() and " " not in value
+
+
+def _scope(value: t.Any) -> str:
+    """Return the granted scopes as Shopify's comma list; anything but printable ASCII text grants nothing known."""
+    return value if isinstance(value, str) and value.isascii() and value.isprintable() else ""
+
+
 def _grant_from(token: t.Mapping[str, t.Any], what: str, shop_domain: str) -> TokenGrant:
     access_token = token.get("access_token")
-    if not isinstance(access_token, str) or not access_token:
+    if not _is_token(access_token):
         raise ShopifyAPIError(
-            f"Shopify answered the {what} for {shop_domain} without an access token.",
+            f"Shopify answered the {what} for {shop_domain} without a usable access token.",
             code="TOKEN_REQUEST_FAILED",
         )
     refresh_token = token.get("refresh_token")
     return TokenGrant(
-        access_token=access_token,
-        scope=str(token.get("scope") or ""),
+        access_token=str(access_token),
+        scope=_scope(token.get("scope")),
         expires_in=_optional_int(token.get("expires_in")),
-        refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
+        refresh_token=refresh_token if _is_token(refresh_token) else None,
         refresh_token_expires_in=_optional_int(token.get("refresh_token_expires_in")),
     )
 

@@ -92,3 +92,24 @@ def test_callback_stores_expiring_token_and_refresh_token(client: FlaskClient) -
     shop = db.session.execute(select(Shop)).scalar_one()
     assert shop.access_token_expires_at is not None and shop.refresh_token_expires_at is not None
     assert shop.refresh_token_ciphertext and "shprt_exp" not in shop.refresh_token_ciphertext
+
+
+@pytest.mark.parametrize("grant", [
+    {"access_token": "shpat_\ud800", "scope": SCOPES}, {"access_token": "shpat x\n", "scope": SCOPES},
+    {"access_token": ["shpat_list"], "scope": SCOPES},
+], ids=["lone-surrogate", "whitespace", "not-a-string"])
+def test_callback_with_unusable_access_token_is_502_and_stores_nothing(client: FlaskClient,
+                                                                      grant: dict[str, t.Any]) -> None:
+    """A grant whose access token could not be encrypted or sent back as a header fails cleanly: 502, no shop."""
+    response = _install(client, grant)
+    assert response.status_code == 502
+    assert db.session.execute(select(Shop)).scalars().all() == []
+
+
+def test_callback_with_odd_scope_or_refresh_token_still_installs(client: FlaskClient) -> None:
+    """A scope that is not text, or an unusable refresh token, installs with no known scopes or refresh token."""
+    response = _install(client, {"access_token": "shpat_ok", "scope": "read_\ud800", "expires_in": 3600,
+                                 "refresh_token": "shprt_\ud800"})
+    assert response.status_code == 302
+    shop = db.session.execute(select(Shop)).scalar_one()
+    assert shop.is_installed and shop.scopes == "" and shop.refresh_token_ciphertext is None
