@@ -433,8 +433,9 @@ def code_discount_input(code: ReferralCode, campaign: Campaign) -> dict[str, t.A
                          "items": {"all": True}},
         "combinesWith": {"orderDiscounts": False, "productDiscounts": True, "shippingDiscounts": True},
     }
-    if campaign.ends_at is not None:
-        data["endsAt"] = _iso(campaign.ends_at)
+    # Always sent, null when open-ended: an update without it would keep an end date the merchant removed,
+    # or the end that a deactivation (a pause) wrote.
+    data["endsAt"] = _iso(campaign.ends_at) if campaign.ends_at is not None else None
     if campaign.min_order_subtotal and Decimal(campaign.min_order_subtotal) > 0:
         data["minimumRequirement"] = {
             "subtotal": {"greaterThanOrEqualToSubtotal": str(Decimal(campaign.min_order_subtotal).quantize(
@@ -493,6 +494,9 @@ def sync_code_discount(referral_code_id: int, *, repair_only: bool = False) -> s
             if found is None:
                 raise
             node_id = found
+            # The code's discount already exists: made by a lost earlier attempt, or deactivated when the
+            # campaign was paused. Bring it in line with the offer, which also ends a deactivation.
+            client.mutate(UPDATE_MUTATION, {"id": node_id, "d": data}, "discountCodeBasicUpdate")
     except ShopifyUserErrors as exc:
         db.session.rollback()
         _audit(code.shop_id, CODE_SYNC_FAILED, "referral_code", code.id, {"errors": exc.user_errors})

@@ -345,6 +345,7 @@ class FakeAdmin:
 
     def __init__(self, app: Flask, mocked: responses_lib.RequestsMock) -> None:
         self.calls: list[dict[str, t.Any]] = []
+        self.discounts: dict[str, dict[str, t.Any]] = {}
         self._nodes = itertools.count(1)
         url = f"https://{SHOP}/admin/api/{app.config['SHOPIFY_API_VERSION']}/graphql.json"
         mocked.assert_all_requests_are_fired = False  # some stories must not call Shopify at all
@@ -355,10 +356,37 @@ class FakeAdmin:
         self.calls.append(body)
         match = re.search(r"(?:mutation|query)[^{]*{\s*(\w+)", body["query"])
         root = match.group(1) if match else "data"
-        if body["query"].lstrip().startswith("mutation"):
-            node = body["variables"].get("id") or f"gid://shopify/DiscountCodeNode/{next(self._nodes)}"
-            return 200, {}, json.dumps({"data": {root: {"codeDiscountNode": {"id": node}, "userErrors": []}}})
-        return 200, {}, json.dumps({"data": {root: None}})
+        variables = body.get("variables") or {}
+        if root == "codeDiscountNodeByCode":
+            found = next((i for i, d in self.discounts.items() if d["code"] == variables["code"]), None)
+            return 200, {}, json.dumps({"data": {root: {"id": found} if found else None}})
+        errors: list[dict[str, t.Any]] = []
+        node = variables.get("id")
+        if root == "discountCodeBasicCreate":
+            if any(d["code"] == variables["d"]["code"] for d in self.discounts.values()):
+                errors = [{"field": ["basicCodeDiscount", "code"], "code": "TAKEN",
+                           "message": "Code must be unique. Please try a different code."}]
+                node = None
+            else:
+                node = f"gid://shopify/DiscountCodeNode/{next(self._nodes)}"
+                self.discounts[node] = dict(variables["d"])
+        elif root == "discountCodeBasicUpdate":
+            self.discounts[node].update(variables["d"])
+        elif root == "discountCodeDeactivate":
+            self.discounts[node]["endsAt"] = "2000-01-01T00:00:00Z"  # deactivation ends it now
+        elif root == "discountCodeActivate":
+            self.discounts[node]["endsAt"] = None
+        return 200, {}, json.dumps({"data": {root: {"codeDiscountNode": {"id": node} if node else None,
+                                                    "userErrors": errors}}})
+
+    def live(self, code: str) -> bool:
+        """Tell whether Shopify has a discount with this code that a shopper can use now."""
+        now = dt.datetime.now(dt.UTC)
+        for discount in self.discounts.values():
+            if discount["code"] == code:
+                ends = discount.get("endsAt")
+                return ends is None or dt.datetime.fromisoformat(ends.replace("Z", "+00:00")) > now
+        return False
 
     def created(self) -> list[dict[str, t.Any]]:
         """Return the ``DiscountCodeBasicInput`` of every discount created."""
@@ -442,6 +470,27 @@ def test_code_discount_carries_the_campaign_minimum_and_end(
     assert last["minimumRequirement"] == {"subtotal": {"greaterThanOrEqualToSubtotal": "50.00"}}
     assert last["endsAt"] == ends.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert last["appliesOncePerCustomer"] is True
+
+
+def test_code_discount_follows_the_campaign_end_and_a_pause(
+        app: Flask, store: Store, merchant: Merchant, integrator: Integrator, admin: FakeAdmin) -> None:
+    """Removing the campaign's end date, or pausing then resuming it, leaves the advocate's code usable."""
+    store.register(45, "jay@example.com")
+    token = default_token(integrator)
+    ends = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+    merchant.edit(token, friend_reward_kind="fixed_amount", friend_reward_value="10", ends_at=ends)
+    code = integrator.code_of("jay@example.com")
+    assert admin.live(code)
+    merchant.edit(token, ends_at="")
+    assert next(d for d in admin.discounts.values() if d["code"] == code).get("endsAt") is None
+    merchant.edit(token, status="paused")
+    assert not admin.live(code)
+    merchant.edit(token, status="active")
+    assert admin.live(code)
+    friend = store.register(46, "kit@example.com")
+    store.pay(order(friend, code=code, code_amount="10.00"))
+    assert (balance(integrator, 45), balance(integrator, 46)) == (100, 0)
+    reconcile(merchant, integrator, [45, 46])
 
 
 # Qualification -------------------------------------------------------------------------------------------------
