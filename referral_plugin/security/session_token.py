@@ -57,6 +57,12 @@ def _verify_signature(token: str, secrets: t.Sequence[str]) -> jwt.Token:
     raise InvalidSessionToken("session token signature verification failed") from last_error
 
 
+def _is_user_id(value: t.Any) -> bool:
+    """Tell whether ``sub`` is usable text: Shopify sends a numeric user id or a GID, at most a few dozen chars."""
+    # isprintable() is False for NUL, other controls and lone surrogates alike.
+    return isinstance(value, str) and 0 < len(value) <= 255 and value.isprintable()
+
+
 def _shop_of(url: t.Any, claim: str) -> str:
     """Return the canonical shop domain an ``iss``/``dest`` URL points at."""
     if not isinstance(url, str) or not url.startswith("https://"):
@@ -106,6 +112,10 @@ def decode_session_token(
     audiences = [audience] if isinstance(audience, str) else list(audience)
     if api_key not in audiences:
         raise InvalidSessionToken("session token audience does not match this app's client id")
+    if not _is_user_id(claims["sub"]):
+        # The staff user id names audit actors and keys the dashboard's CSRF token: text that cannot be
+        # stored or encoded (a NUL, a lone surrogate) would turn every dashboard page into a 500.
+        raise InvalidSessionToken("session token sub is not a user id")
     issuer_shop = _shop_of(claims["iss"], "iss")
     dest_shop = _shop_of(claims["dest"], "dest")
     if issuer_shop != dest_shop:

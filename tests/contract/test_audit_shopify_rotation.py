@@ -58,3 +58,19 @@ def test_session_token_leeway(client: FlaskClient, shop: Shop, claims: dict[str,
     now = int(time.time())
     token = session_token(SHOP, **{name: now + offset for name, offset in claims.items()})
     assert _summary(client, token).status_code == status
+
+
+@pytest.mark.parametrize("sub", ["\ud800", "a\x00b", "x" * 256, ""], ids=["lone-surrogate", "nul", "too-long", "empty"])
+def test_session_token_with_unusable_user_id_is_401(client: FlaskClient, shop: Shop, sub: str) -> None:
+    """A correctly signed token whose ``sub`` is not storable text is an invalid session, not a 500 on every page."""
+    token = session_token(SHOP, sub=sub)
+    for path in ("/admin", "/admin/settings"):
+        assert client.get(path, query_string={"id_token": token}).status_code == 401
+    response = _summary(client, token)
+    assert response.status_code == 401
+    assert response.headers["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+
+
+def test_session_token_with_a_gid_user_id_is_accepted(client: FlaskClient, shop: Shop) -> None:
+    """A ``sub`` in GID form (as non-admin surfaces send) is a usable user id."""
+    assert _summary(client, session_token(SHOP, sub="gid://shopify/StaffMember/42")).status_code == 200
