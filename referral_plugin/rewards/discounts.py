@@ -444,6 +444,17 @@ def code_discount_input(code: ReferralCode, campaign: Campaign) -> dict[str, t.A
     return data
 
 
+#: An update's way of removing a minimum purchase requirement (Shopify keeps it when the key is left out).
+NO_MINIMUM = {"quantity": {"greaterThanOrEqualToQuantity": None}, "subtotal": {"greaterThanOrEqualToSubtotal": None}}
+
+
+def code_discount_update(code: ReferralCode, campaign: Campaign) -> dict[str, t.Any]:
+    """Return the update input of an advocate's code discount: the offer, and no minimum when the campaign has none."""
+    data = code_discount_input(code, campaign)
+    data.setdefault("minimumRequirement", NO_MINIMUM)
+    return data
+
+
 def code_wanted(code: ReferralCode, campaign: Campaign) -> bool:
     """Tell whether an advocate's code should be a live Shopify discount (the sweeper's query mirrors this)."""
     return (code.retired_at is None and campaign.friend_reward_kind in DISCOUNT_KINDS
@@ -481,7 +492,8 @@ def sync_code_discount(referral_code_id: int, *, repair_only: bool = False) -> s
             return Outcome.REMOVED
         data = code_discount_input(code, campaign)
         if code.discount_node_id:
-            client.mutate(UPDATE_MUTATION, {"id": code.discount_node_id, "d": data}, "discountCodeBasicUpdate")
+            client.mutate(UPDATE_MUTATION, {"id": code.discount_node_id, "d": code_discount_update(code, campaign)},
+                          "discountCodeBasicUpdate")
             db.session.commit()
             return Outcome.SYNCED
         try:
@@ -496,7 +508,8 @@ def sync_code_discount(referral_code_id: int, *, repair_only: bool = False) -> s
             node_id = found
             # The code's discount already exists: made by a lost earlier attempt, or deactivated when the
             # campaign was paused. Bring it in line with the offer, which also ends a deactivation.
-            client.mutate(UPDATE_MUTATION, {"id": node_id, "d": data}, "discountCodeBasicUpdate")
+            client.mutate(UPDATE_MUTATION, {"id": node_id, "d": code_discount_update(code, campaign)},
+                          "discountCodeBasicUpdate")
     except ShopifyUserErrors as exc:
         db.session.rollback()
         _audit(code.shop_id, CODE_SYNC_FAILED, "referral_code", code.id, {"errors": exc.user_errors})

@@ -474,15 +474,18 @@ def test_code_discount_carries_the_campaign_minimum_and_end(
 
 def test_code_discount_follows_the_campaign_end_and_a_pause(
         app: Flask, store: Store, merchant: Merchant, integrator: Integrator, admin: FakeAdmin) -> None:
-    """Removing the campaign's end date, or pausing then resuming it, leaves the advocate's code usable."""
+    """Removing the campaign's end date or minimum, or pausing then resuming it, leaves the code usable."""
     store.register(45, "jay@example.com")
     token = default_token(integrator)
     ends = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
     merchant.edit(token, friend_reward_kind="fixed_amount", friend_reward_value="10", ends_at=ends)
     code = integrator.code_of("jay@example.com")
     assert admin.live(code)
-    merchant.edit(token, ends_at="")
-    assert next(d for d in admin.discounts.values() if d["code"] == code).get("endsAt") is None
+    merchant.edit(token, ends_at="", min_order_subtotal="40")
+    merchant.edit(token, min_order_subtotal="0")
+    discount = next(d for d in admin.discounts.values() if d["code"] == code)
+    assert discount.get("endsAt") is None
+    assert discount["minimumRequirement"]["subtotal"]["greaterThanOrEqualToSubtotal"] is None
     merchant.edit(token, status="paused")
     assert not admin.live(code)
     merchant.edit(token, status="active")
