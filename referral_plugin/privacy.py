@@ -35,6 +35,7 @@ from referral_plugin.errors import InvalidShopDomain
 from referral_plugin.errors import NotFound
 from referral_plugin.errors import ValidationError
 from referral_plugin.extensions import db
+from referral_plugin.models import AuditEvent
 from referral_plugin.models import Base
 from referral_plugin.models import Campaign
 from referral_plugin.models import Click
@@ -148,7 +149,7 @@ def redact_customer(shop: Shop, shopify_customer_id: int | None, *, email: str |
     if customer is not None and customer.email_canonical:
         emails.add(customer.email_canonical.lower())
     identifiers = emails | phones
-    needles = {needle.lower() for needle in identifiers if len(needle) >= 5}
+    needles = {needle.lower() for needle in identifiers if len(needle) >= 5} | _name_needles(customer)
 
     if customer is not None:
         customer.email = None
@@ -182,6 +183,8 @@ def redact_customer(shop: Shop, shopify_customer_id: int | None, *, email: str |
     order_ids = _order_ids(orders)
     _scrub_evidence(Referral, shop, customer, order_ids, needles)
     _scrub_evidence(OrderAttribution, shop, customer, order_ids, needles)
+    if customer is not None and needles:
+        _scrub_staff_notes(shop, customer, needles)
 
     if shopify_customer_id is not None:
         db.session.execute(
@@ -191,6 +194,39 @@ def redact_customer(shop: Shop, shopify_customer_id: int | None, *, email: str |
         )
     db.session.flush()
     return customer
+
+
+def _name_needles(customer: Customer | None) -> set[str]:
+    """Return the customer's name as text to find in free-text notes: the full name and its longer parts."""
+    if customer is None:
+        return set()
+    parts = [part.strip().lower() for part in (customer.first_name, customer.last_name) if part and part.strip()]
+    found = {part for part in parts if len(part) >= 4}
+    if len(parts) == 2:
+        found.add(" ".join(parts))
+    return found
+
+
+def _scrub_staff_notes(shop: Shop, customer: Customer, needles: set[str]) -> None:
+    """Redact staff-typed text that names the customer: ledger notes and the audit events about them.
+
+    The points and amounts stay (the shop's totals must not move); only the words go.
+    """
+    for entry in db.session.execute(
+        select(LedgerEntry).where(LedgerEntry.shop_id == shop.id, LedgerEntry.customer_id == customer.id,
+                                  LedgerEntry.note.is_not(None))
+    ).scalars():
+        entry.note = scrub(entry.note, needles)
+    referral_ids = select(Referral.id).where(
+        Referral.shop_id == shop.id, or_(Referral.advocate_id == customer.id, Referral.friend_id == customer.id))
+    subjects = or_(
+        (AuditEvent.subject_type == "customer") & (AuditEvent.subject_id == customer.id),
+        (AuditEvent.subject_type == "referral") & AuditEvent.subject_id.in_(referral_ids),
+    )
+    for event in db.session.execute(
+        select(AuditEvent).where(AuditEvent.shop_id == shop.id, subjects, AuditEvent.details.is_not(None))
+    ).scalars():
+        event.details = scrub(event.details, needles)
 
 
 def _scrub_evidence(model: type[Referral] | type[OrderAttribution], shop: Shop, customer: Customer | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import typing as t
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from referral_plugin.extensions import db
+from referral_plugin.models import AuditEvent
 from referral_plugin.models import Customer
 from referral_plugin.models import DataExport
 from referral_plugin.models import LedgerEntry
@@ -24,6 +26,7 @@ from tests.contract.conftest import register
 from tests.shopify_actions import SHOP
 from tests.shopify_actions import ShopifyActions
 from tests.shopify_actions import load_payload
+from tests.shopify_actions import session_token
 from tests.shopify_actions import signed_admin_query
 
 ADVOCATE = 7101
@@ -113,3 +116,29 @@ def test_data_request_exports_once_per_request_and_changes_nothing(shopify: Shop
     assert exports[0].payload["customer"]["email"] == "ada@example.com"
     assert exports[0].payload["data_request_id"] == "9999"
     assert db.session.execute(select(func.count(LedgerEntry.id))).scalar_one() == 0
+
+
+def _csrf(client: FlaskClient) -> str:
+    page = client.get("/admin/settings", query_string={"id_token": session_token(SHOP)}).get_data(as_text=True)
+    match = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert match, "the dashboard names its CSRF token"
+    return match.group(1)
+
+
+def test_customers_redact_erases_staff_notes_naming_the_customer(client: FlaskClient, shopify: ShopifyActions,
+                                                                 integrator: Integrator) -> None:
+    """A staff point adjustment whose reason names the customer keeps its points but loses the text on redact."""
+    register(shopify, ADVOCATE, "ada@example.com", first_name="Ada", last_name="Lovelace")
+    reason = "Goodwill for Ada Lovelace (ada@example.com), parcel lost"
+    response = client.post("/admin/settings/adjustments", query_string={"id_token": session_token(SHOP)},
+                           data={"csrf_token": _csrf(client), "customer": "ada@example.com", "points": "25",
+                                 "reason": reason})
+    assert response.status_code in (302, 303), response.get_data(as_text=True)
+    assert integrator.summary(ADVOCATE)["totalPointEarnRefer"] == 0  # adjustments are not referral earnings
+    _ok(shopify.post_webhook("customers/redact", _compliance("customers_redact", ADVOCATE, "ada@example.com")))
+    notes = db.session.execute(select(LedgerEntry.note, LedgerEntry.points)).all()
+    assert [points for _, points in notes] == [25]
+    events = db.session.execute(select(AuditEvent.details)).scalars().all()
+    stored = repr(notes) + repr(events)
+    for fragment in ("ada@example.com", "Lovelace"):
+        assert fragment not in stored, stored
