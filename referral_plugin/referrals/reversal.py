@@ -264,7 +264,7 @@ def _tombstone(shop: Shop, order: Mapping[str, t.Any], order_id: int) -> None:
     elif found.code is not None:
         advocate_id = found.code.customer_id
     name, currency = order.get("name"), order.get("currency")
-    insert_once(OrderAttribution(
+    tombstone = insert_once(OrderAttribution(
         shop_id=shop.id, shopify_order_id=order_id,
         order_name=name[:64] if isinstance(name, str) else None,
         referral_code_id=found.code.id if found.code is not None else None,
@@ -275,6 +275,12 @@ def _tombstone(shop: Shop, order: Mapping[str, t.Any], order_id: int) -> None:
         currency=currency[:3] if isinstance(currency, str) else None,
         test=bool(order.get("test")),
     ))
+    if not tombstone:
+        # The payment was decided meanwhile (on PostgreSQL the insert waited for that transaction): take
+        # back what it earned, as if the cancellation had come second.
+        decided = existing_attribution(shop, order_id)
+        if decided is not None:
+            reverse_order(shop, decided, reason=Reason.ORDER_CANCELLED, key=f"cancel:{order_id}")
 
 
 def _lock_referral(referral_id: int | None) -> Referral | None:

@@ -99,3 +99,35 @@ def test_two_first_orders_of_one_friend_at_once_reward_once(app: Flask, store: S
     assert row["status"] == "rewarded" and row["order_subtotal"] in ("60.00", "70.00")
     summary = reconcile(merchant, integrator, [601, 602])
     assert summary["referredOrders"] == 1
+
+
+def test_cancellation_racing_the_payment_still_takes_everything_back(app: Flask, store: Store, merchant: Merchant,
+                                                                     integrator: Integrator) -> None:
+    """``orders/cancelled`` and ``orders/paid`` of the same orders at the same moment: nothing is kept."""
+    from tests.contract.test_audit_engine_rewards import cancellation
+
+    store.register(701, "racer@example.com")
+    code = integrator.code_of("racer@example.com")
+    orders = [order(store.register(710 + n, f"racer{n}@example.com"), code=code) for n in range(8)]
+    deliveries = [("orders/paid", o) for o in orders] + [("orders/cancelled", cancellation(o)) for o in orders]
+    db.session.commit()
+    barrier = threading.Barrier(len(deliveries))
+    statuses: dict[int, int] = {}
+
+    def deliver(n: int) -> None:
+        shopify = ShopifyActions(app.test_client())
+        topic, payload = deliveries[n]
+        barrier.wait()
+        statuses[n] = shopify.post_webhook(topic, payload, webhook_id=f"both-{n}").status_code
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(len(deliveries))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for n, status in sorted(statuses.items()):
+        if status != 200:
+            store.send(deliveries[n][0], deliveries[n][1], webhook_id=f"both-{n}")
+    assert balance(integrator, 701) == 0
+    assert [balance(integrator, 710 + n) for n in range(8)] == [0] * 8
+    reconcile(merchant, integrator, [701, *range(710, 718)])
