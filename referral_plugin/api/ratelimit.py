@@ -18,8 +18,10 @@ from flask import current_app
 from flask import request
 from flask.wrappers import Response
 from flask_limiter import Limiter
+from limits import parse_many
 
 from referral_plugin.api.auth import authenticated
+from referral_plugin.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,13 @@ def init_limiter(app: Flask, blueprints: list[Blueprint]) -> Limiter:
 
     Each blueprint adds :func:`add_rate_limit_headers` itself, once, where it is defined.
     """
+    configured = str(app.config.get("API_RATE_LIMIT") or "1000 per minute")
+    try:
+        parse_many(configured)
+    except ValueError:
+        # flask-limiter would swallow the parse error on every request and limit nothing.
+        raise ConfigurationError(f"API_RATE_LIMIT {configured!r} is not a rate limit such as "
+                                 "'1000 per minute' or '10/second;1000/minute'.") from None
     uri = storage_uri(app)
     limiter = Limiter(
         key_func=rate_limit_key,

@@ -154,3 +154,35 @@ def test_an_oversized_body_is_413_not_429(api: ApiClient) -> None:
     assert response.status_code == 413 and response.get_json()["response"]["status"]["code"] == 413
     joy = api.post("/rest_api/v2/referrals/invitations", data=b" " * (3 * 1024 * 1024), content_type="application/json")
     assert joy.status_code == 413 and joy.get_json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+@pytest.mark.parametrize("value", ["abc", "-1 per minute", "1000 per fortnight"])
+def test_an_unreadable_rate_limit_fails_at_start(app_config: dict[str, t.Any], value: str) -> None:
+    """API_RATE_LIMIT that is no rate limit stops create_app, instead of flask-limiter limiting nothing."""
+    from referral_plugin import create_app
+    from referral_plugin.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="API_RATE_LIMIT"):
+        create_app({**app_config, "API_RATE_LIMIT": value})
+
+
+@pytest.mark.parametrize("value", ["2 per minute", "2/minute;100/hour"])
+def test_a_readable_rate_limit_applies(app_config: dict[str, t.Any], value: str) -> None:
+    """A valid API_RATE_LIMIT, single or several, is the limit the third request meets."""
+    from referral_plugin import create_app
+    from referral_plugin.apikeys import create_key
+    from tests.conftest import make_shop
+
+    app = create_app({**app_config, "API_RATE_LIMIT": value})
+    with app.app_context():
+        db.create_all()
+        try:
+            key = create_key(make_shop(), "limit").key
+            db.session.commit()
+            client = app.test_client()
+            codes = [client.get("/api/v1/campaigns", headers={"X-Api-Key": key}).status_code for _ in range(3)]
+            assert codes == [200, 200, 429]
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
