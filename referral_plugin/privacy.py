@@ -508,7 +508,7 @@ def handle_shop_redact(shop: Shop | None, payload: dict[str, t.Any], delivery: D
 
 @click.group("gdpr")
 def gdpr_group() -> None:
-    """Privacy tools: export what is held on a customer."""
+    """Privacy tools: export what is held on a customer, and the data requests Shopify sent."""
 
 
 @gdpr_group.command("export")
@@ -525,6 +525,34 @@ def export_command(shop_domain: str, customer_id: int) -> None:
     if shop is None:
         raise click.ClickException(str(NotFound(f"no shop {domain}").message))
     click.echo(json.dumps(export_customer(shop, customer_id), indent=2, sort_keys=True))
+
+
+@gdpr_group.command("requests")
+@click.argument("shop_domain")
+@click.option("--id", "request_id", default=None, help="Print the stored export of this data request as JSON.")
+@with_appcontext
+def requests_command(shop_domain: str, request_id: str | None) -> None:
+    """List the customers/data_request exports stored for SHOP_DOMAIN, or print one to hand to the merchant."""
+    try:
+        domain = require_shop_domain(shop_domain)
+    except InvalidShopDomain as exc:
+        raise click.BadParameter(exc.message, param_hint="SHOP_DOMAIN") from None
+    shop = db.session.execute(select(Shop).where(Shop.shopify_domain == domain)).scalar_one_or_none()
+    if shop is None:
+        raise click.ClickException(str(NotFound(f"no shop {domain}").message))
+    query = select(DataExport).where(DataExport.shop_id == shop.id).order_by(DataExport.created_at, DataExport.id)
+    if request_id is not None:
+        export = db.session.execute(query.where(DataExport.data_request_id == request_id)).scalars().first()
+        if export is None:
+            raise click.ClickException(f"no stored data request {request_id!r} for {domain}")
+        click.echo(json.dumps(export.payload, indent=2, sort_keys=True))
+        return
+    exports = db.session.execute(query).scalars().all()
+    if not exports:
+        click.echo(f"No data requests stored for {domain}.")
+    for export in exports:
+        click.echo(f"{export.data_request_id}\tcustomer {export.shopify_customer_id}\t"
+                   f"received {export.created_at.isoformat(timespec='seconds')}")
 
 
 def init_app(app: Flask) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import typing as t
 from urllib.parse import parse_qs
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import responses as responses_lib
 from flask.testing import FlaskClient
+from flask.testing import FlaskCliRunner
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -142,3 +144,22 @@ def test_customers_redact_erases_staff_notes_naming_the_customer(client: FlaskCl
     stored = repr(notes) + repr(events)
     for fragment in ("ada@example.com", "Lovelace"):
         assert fragment not in stored, stored
+
+
+def test_stored_data_requests_reach_the_merchant_through_the_cli(shopify: ShopifyActions, integrator: Integrator,
+                                                                 runner: FlaskCliRunner) -> None:
+    """``flask gdpr requests <shop>`` lists the stored data requests; ``--id`` prints the export to hand over."""
+    register(shopify, ADVOCATE, "ada@example.com")
+    empty = runner.invoke(args=["gdpr", "requests", SHOP])
+    assert empty.exit_code == 0 and "No data requests" in empty.output
+    _ok(shopify.post_webhook("customers/data_request",
+                             _compliance("customers_data_request", ADVOCATE, "ada@example.com")))
+    listed = runner.invoke(args=["gdpr", "requests", SHOP])
+    assert listed.exit_code == 0, listed.output
+    assert "9999" in listed.output and str(ADVOCATE) in listed.output
+    shown = runner.invoke(args=["gdpr", "requests", SHOP, "--id", "9999"])
+    assert shown.exit_code == 0, shown.output
+    export = json.loads(shown.output)
+    assert export["customer"]["email"] == "ada@example.com" and export["data_request_id"] == "9999"
+    assert runner.invoke(args=["gdpr", "requests", SHOP, "--id", "nope"]).exit_code == 1
+    assert runner.invoke(args=["gdpr", "requests", "evil.com"]).exit_code == 2
