@@ -38,9 +38,13 @@ from referral_plugin.admin.settings import settings_of
 from referral_plugin.admin.settings import update_settings
 from referral_plugin.auth.embedded import APP_BRIDGE_URL
 from referral_plugin.auth.embedded import embedded_required
+from referral_plugin.auth.embedded import frame_ancestors
 from referral_plugin.errors import BadRequest
 from referral_plugin.errors import NotFound
+from referral_plugin.errors import ReferralPluginError
 from referral_plugin.errors import ValidationError
+from referral_plugin.errors import register_error_renderer
+from referral_plugin.errors import wants_json
 from referral_plugin.extensions import db
 from referral_plugin.models import AuditEvent
 from referral_plugin.models import Campaign
@@ -123,6 +127,44 @@ def _template_globals() -> dict[str, t.Any]:
         values["held_count"] = db.session.query(Referral.id).filter(
             Referral.shop_id == shop.id, Referral.status == ReferralStatus.HELD.value).count()
     return values
+
+
+#: Where an error page sends the merchant back to, by the section the failed request was in.
+_BACK = (
+    ("/admin/referrals", "admin.referrals", "Back to referrals"),
+    ("/admin/review", "admin.review", "Back to the review queue"),
+    ("/admin/campaigns", "admin.campaigns", "Back to campaigns"),
+    ("/admin/settings", "admin.settings", "Back to settings"),
+)
+_HEADINGS = {400: "Check what was asked", 403: "Not allowed", 404: "Not found", 409: "Already changed"}
+
+
+def render_dashboard_error(error: ReferralPluginError) -> Response:
+    """Answer a dashboard error: JSON for the JSON endpoints, else a page inside the dashboard with a way back.
+
+    The generic error page has no navigation, so inside Shopify admin's frame it was a dead end; this one
+    keeps the tabs, names the problem and links back to the section, with the frame-ancestors policy.
+    """
+    shop: Shop | None = getattr(g, "shop", None)
+    if "/api/" in request.path or wants_json():
+        return jsonify(error.to_dict())
+    if shop is None or error.status_code >= 500:
+        return Response(render_template("errors/error.html", status=error.status_code, code=error.code,
+                                        message=error.message), mimetype="text/html")
+    endpoint, label = "admin.overview", "Back to the overview"
+    for prefix, section, words in _BACK:
+        if request.path.startswith(prefix):
+            endpoint, label = section, words
+    body = render_template("admin/error.html", error=error, heading=_HEADINGS.get(error.status_code, "Error"),
+                           back_url=admin_url(endpoint), back_label=label,
+                           active=endpoint.removeprefix("admin."))
+    response = Response(body, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = frame_ancestors(shop.shopify_domain)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+register_error_renderer(bp.name, render_dashboard_error)
 
 
 def _redirect(endpoint: str, **values: t.Any) -> BaseResponse:

@@ -160,6 +160,10 @@ class LogFilters:
         for field in ("start", "end"):
             raw = (args.get(field) or "").strip()
             dates[field] = parse_date(raw, field) if raw else None
+        if dates["start"] and dates["end"] and dates["start"] > dates["end"]:
+            # Swapped dates matched nothing, silently ("0 referrals"); say so instead.
+            raise ValidationError("The start date must not be after the end date.", code="INVALID_RANGE",
+                                  field="start")
         try:
             page = max(1, int(args.get("page") or 1))
         except ValueError:
