@@ -86,3 +86,27 @@ def _insert_in_savepoint(row: Base) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def exists_or_waits(row: Base) -> bool:
+    """Tell whether a row with ``row``'s unique key exists, waiting for a transaction inserting one right now.
+
+    A plain SELECT cannot see another transaction's uncommitted insert; an ``INSERT ... ON CONFLICT DO
+    NOTHING`` of the same key waits for it on PostgreSQL (and takes SQLite's write lock). The probe's own
+    insert, if it went in, is rolled back at once: nothing is written. Only for PostgreSQL and SQLite.
+    """
+    mapper = sa_inspect(type(row))
+    dialect = db.session.get_bind(mapper=mapper).dialect.name
+    if dialect not in _ON_CONFLICT_DIALECTS:
+        raise NotImplementedError(f"exists_or_waits needs ON CONFLICT ({dialect})")
+    db.session.flush()
+    table = t.cast("Table", mapper.local_table)
+    state = sa_inspect(row)
+    values = {prop.columns[0].key: state.dict[prop.key] for prop in mapper.column_attrs
+              if state.dict.get(prop.key) is not None}
+    nested = db.session.begin_nested()
+    try:
+        inserted = db.session.execute(_insert_statement(table, dialect), values).first()
+    finally:
+        nested.rollback()
+    return inserted is None

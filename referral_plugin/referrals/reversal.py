@@ -30,6 +30,7 @@ from referral_plugin.models import Shop
 from referral_plugin.models import utcnow
 from referral_plugin.referrals import jobs_bridge
 from referral_plugin.referrals import ledger
+from referral_plugin.referrals._db import exists_or_waits
 from referral_plugin.referrals._db import insert_once
 from referral_plugin.referrals.attribution import attribute_order
 from referral_plugin.referrals.customers import get_customer
@@ -65,9 +66,15 @@ def process_refund(shop: Shop, refund: Mapping[str, t.Any]) -> None:
         return
     attribution = existing_attribution(shop, order_id)
     if attribution is None:
-        if refunded_amount(refund) > 0 and not _order_seen_paid(shop, order_id):
+        if refunded_amount(refund) <= 0:
+            return
+        if not _order_seen_paid(shop, order_id):
             _remember_early_refund(shop, order_id, refund_id, refund)
-        return
+            return
+        # Paid after all: its orders/paid was being recorded while we looked, and may have been decided.
+        attribution = existing_attribution(shop, order_id)
+        if attribution is None:
+            return
     refunded = refunded_amount(refund, **money_context(attribution))
     if refunded > 0:
         apply_refund(shop, attribution, refund_id, refunded)
@@ -223,9 +230,12 @@ EARLY_REFUND_ACTION = "order.refund_before_paid"
 
 
 def _order_seen_paid(shop: Shop, order_id: int) -> bool:
-    """Tell whether ``orders/paid`` of this order was recorded (a test order that earns nothing is not)."""
-    return db.session.scalar(select(PaidOrder.id).where(PaidOrder.shop_id == shop.id,
-                                                        PaidOrder.shopify_order_id == order_id)) is not None
+    """Tell whether ``orders/paid`` of this order was recorded (a test order that earns nothing is not).
+
+    Waits for an ``orders/paid`` of the order being recorded at this moment, whose decision a plain read
+    could not see yet: the refund would be remembered after that payment had looked for early refunds.
+    """
+    return exists_or_waits(PaidOrder(shop_id=shop.id, shopify_order_id=order_id))
 
 
 def _remember_early_refund(shop: Shop, order_id: int, refund_id: int, refund: Mapping[str, t.Any]) -> None:

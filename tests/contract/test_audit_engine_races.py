@@ -101,15 +101,18 @@ def test_two_first_orders_of_one_friend_at_once_reward_once(app: Flask, store: S
     assert summary["referredOrders"] == 1
 
 
-def test_cancellation_racing_the_payment_still_takes_everything_back(app: Flask, store: Store, merchant: Merchant,
-                                                                     integrator: Integrator) -> None:
-    """``orders/cancelled`` and ``orders/paid`` of the same orders at the same moment: nothing is kept."""
+@pytest.mark.parametrize("topic", ["orders/cancelled", "refunds/create"])
+def test_reversal_racing_the_payment_still_takes_everything_back(topic: str, app: Flask, store: Store,
+                                                                 merchant: Merchant, integrator: Integrator) -> None:
+    """A cancellation or full refund and ``orders/paid`` of the same orders at the same moment: nothing is kept."""
     from tests.contract.test_audit_engine_rewards import cancellation
+    from tests.contract.test_audit_engine_rewards import refund
 
     store.register(701, "racer@example.com")
     code = integrator.code_of("racer@example.com")
     orders = [order(store.register(710 + n, f"racer{n}@example.com"), code=code) for n in range(8)]
-    deliveries = [("orders/paid", o) for o in orders] + [("orders/cancelled", cancellation(o)) for o in orders]
+    reversals = [cancellation(o) if topic == "orders/cancelled" else refund(o, "100.00") for o in orders]
+    deliveries = [("orders/paid", o) for o in orders] + [(topic, r) for r in reversals]
     db.session.commit()
     barrier = threading.Barrier(len(deliveries))
     statuses: dict[int, int] = {}
