@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from referral_plugin.extensions import db
 from referral_plugin.models import Click
+from referral_plugin.models import Customer
 from referral_plugin.models import ReferralCode
 from referral_plugin.models import Shop
 from referral_plugin.referrals.codes import find_code
@@ -58,11 +59,23 @@ def landing_url(shop: Shop, code: ReferralCode | None) -> str:
     return f"{base}/?ref={safe_code}"
 
 
-def land(shop: Shop, raw_code: str, *, ip: str | None, user_agent: str | None) -> str:
-    """Record a click for a live code and return the URL to redirect to; unknown or retired codes count nothing."""
+def land(shop: Shop, raw_code: str, *, ip: str | None, user_agent: str | None,
+         visitor_customer_id: int | None = None) -> str:
+    """Record a click for a live code and return the URL to redirect to; unknown or retired codes count nothing.
+
+    The advocate opening their own link (logged in, as the app proxy tells) lands too but counts no click:
+    trying one's link is not a friend's visit, and would inflate their "Link clicks" and the shop's funnel.
+    """
     code = find_code(shop, raw_code) if raw_code else None
     if code is None or code.retired_at is not None or code.shop_id != shop.id:
         return landing_url(shop, None)
-    db.session.add(Click(shop_id=shop.id, referral_code_id=code.id, visitor_hash=visitor_hash(ip, user_agent)))
-    db.session.commit()
+    if visitor_customer_id is None or not _owns(code, visitor_customer_id):
+        db.session.add(Click(shop_id=shop.id, referral_code_id=code.id, visitor_hash=visitor_hash(ip, user_agent)))
+        db.session.commit()
     return landing_url(shop, code)
+
+
+def _owns(code: ReferralCode, shopify_customer_id: int) -> bool:
+    """Tell whether the code belongs to the customer with this Shopify id."""
+    owner = db.session.get(Customer, code.customer_id)
+    return owner is not None and owner.shopify_customer_id == shopify_customer_id

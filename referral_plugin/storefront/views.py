@@ -170,6 +170,7 @@ def landing(code: str) -> WerkzeugResponse:
         code.strip("/")[:64],
         ip=client_ip(request.headers.get("X-Forwarded-For"), request.remote_addr),
         user_agent=request.headers.get("User-Agent"),
+        visitor_customer_id=ctx.customer_id,
     )
     response = redirect(target, code=302)
     response.headers["Cache-Control"] = "no-store"
