@@ -115,3 +115,28 @@ def test_late_paid_order_after_uninstall_is_acknowledged_without_calling_shopify
     paid = shopify.post_webhook("orders/paid", order_payload(7391, 7312, "fr2@example.com", code=code))
     assert paid.status_code == 200, paid.get_data(as_text=True)
     assert _graphql_calls(http) == []
+
+
+def test_revoked_token_is_replaced_by_the_next_embedded_load(
+        app: Flask, client: FlaskClient, shopify: ShopifyActions, http: responses_lib.RequestsMock,
+        runner: t.Any) -> None:
+    """A 401 from the Admin API (token revoked) still acknowledges the order; the next load exchanges a new token."""
+    _install(client, http, {"access_token": "shpat_dead", "scope": SCOPES})
+    from tests.contract.conftest import create_api_key
+
+    integrator = Integrator(client, create_api_key(runner))
+    register(shopify, 7321, "adv3@example.com")
+    register(shopify, 7322, "fr3@example.com")
+    code = integrator.code_of("adv3@example.com")
+    _advocate_reward_is_a_discount(client, integrator)
+    url = f"https://{SHOP}/admin/api/{app.config['SHOPIFY_API_VERSION']}/graphql.json"
+    http.add(responses_lib.POST, url, status=401, json={"errors": "[API] Invalid API key or access token"})
+    paid = shopify.post_webhook("orders/paid", order_payload(7392, 7322, "fr3@example.com", code=code))
+    assert paid.status_code == 200, paid.get_data(as_text=True)
+    assert _graphql_calls(http), "the discount was attempted"
+
+    http.add(responses_lib.POST, TOKEN_URL, json={"access_token": "shpat_new", "scope": SCOPES})
+    summary = client.get("/admin/api/summary", headers={"Authorization": f"Bearer {session_token(SHOP)}"})
+    assert summary.status_code == 200
+    exchanges = [parse_qs(str(call.request.body)) for call in http.calls if call.request.url == TOKEN_URL]
+    assert exchanges[-1]["grant_type"] == ["urn:ietf:params:oauth:grant-type:token-exchange"]
