@@ -18,6 +18,7 @@ from referral_plugin import create_app
 from referral_plugin.demo.seed import seed_demo
 from referral_plugin.extensions import db
 from referral_plugin.models import Shop
+from tests.browser.conftest import ARTIFACTS
 from tests.browser.conftest import free_port
 from tests.browser.conftest import serve
 from tests.browser.conftest import shot
@@ -52,6 +53,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Flask]
         yield base, app
 
 
+def shot_path(name: str) -> Path:
+    """Return where a cropped screenshot goes in ``tests/artifacts/``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
+
+
 def _page(browser: t.Any, width: int) -> tuple[t.Any, list[str]]:
     """Open a page of ``width`` pixels that records script errors."""
     page = browser.new_page(viewport={"width": width, "height": 900})
@@ -78,4 +85,19 @@ def test_every_dashboard_tab_fits_the_window(demo: tuple[str, Flask], browser: t
         page.wait_for_load_state("load")
         shot(page, f"audit-dash-{tab.lower()}-{width}.png")
         assert _overflow(page) <= 1, f"{tab} is {_overflow(page)}px wider than a {width}px window"
+    assert errors == []
+
+
+@pytest.mark.parametrize("width", [1280, PHONE])
+def test_chart_axis_labels_are_readable(demo: tuple[str, Flask], browser: t.Any, width: int) -> None:
+    """The overview chart's axis labels render at least 8 px tall on a desktop and on a phone."""
+    base, _ = demo
+    page, errors = _page(browser, width)
+    page.goto(f"{base}/demo/admin")
+
+    heights = page.evaluate(
+        "Array.from(document.querySelectorAll('svg.chart text.axis')).map(t => t.getBoundingClientRect().height)")
+
+    page.locator("svg.chart").screenshot(path=str(shot_path(f"audit-chart-{width}.png")))
+    assert heights and min(heights) >= 8, heights
     assert errors == []
