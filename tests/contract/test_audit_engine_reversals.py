@@ -286,3 +286,62 @@ def test_refund_paid_in_another_currency_is_compared_in_the_shops(early: bool, s
     store.send("refunds/create", rest)
     assert (balance(integrator, 311), balance(integrator, 312)) == (0, 0)
     reconcile(merchant, integrator, [311, 312])
+
+
+def test_refund_after_the_cancellation_changes_nothing(store: Store, merchant: Merchant,
+                                                       integrator: Integrator) -> None:
+    """Shopify's refund that follows a cancellation (both sent for one cancel-and-refund) takes nothing twice."""
+    paid = _referred(store, integrator, 321, 322)
+    store.pay(paid)
+    store.send("orders/cancelled", cancellation(paid))
+    store.send("refunds/create", refund(paid, "30.00"))
+    store.send("refunds/create", refund(paid, "100.00"))
+    assert (balance(integrator, 321), balance(integrator, 322)) == (0, 0)
+    reversals = [r.points for r in ledger_rows() if r.entry_type == EntryType.REVERSAL]
+    assert sorted(reversals) == [-100, -50]
+    (row,) = merchant.export("referrals")
+    assert (row["status"], row["reason"]) == ("reversed", "ORDER_CANCELLED")
+    reconcile(merchant, integrator, [321, 322])
+
+
+def test_code_in_the_customer_note_binds_and_rewards(store: Store, merchant: Merchant,
+                                                     integrator: Integrator) -> None:
+    """A friend who typed the code in their account note at signup is rewarded on a first order without it."""
+    store.register(331, "noted@example.com")
+    code = integrator.code_of("noted@example.com")
+    friend = customer(332, "noter@example.com")
+    friend["note"] = f"Referred by a friend, ref: {code[:4]} {code[4:].lower()}"
+    store.send("customers/create", friend)
+    store.pay(order(friend))
+    assert (balance(integrator, 331), balance(integrator, 332)) == (100, 50)
+    (row,) = merchant.export("referrals")
+    assert row["source"] == "customer_note"
+    reconcile(merchant, integrator, [331, 332])
+
+
+def test_test_orders_earn_when_the_setting_is_on(app: Flask, store: Store, merchant: Merchant,
+                                                 integrator: Integrator) -> None:
+    """With REWARD_TEST_ORDERS on, a ``test: true`` first order rewards both sides once."""
+    app.config["REWARD_TEST_ORDERS"] = "true"
+    paid = _referred(store, integrator, 341, 342, test=True)
+    store.pay(paid)
+    store.pay(paid)
+    assert (balance(integrator, 341), balance(integrator, 342)) == (100, 50)
+    reconcile(merchant, integrator, [341, 342])
+
+
+def test_two_friends_at_one_address_wait_for_review(store: Store, merchant: Merchant,
+                                                    integrator: Integrator) -> None:
+    """A second friend of the advocate shipping to the first friend's address is held for review, not paid."""
+    store.register(351, "house@example.com")
+    code = integrator.code_of("house@example.com")
+    store.pay(order(store.register(352, "one@example.com", street="9 Shared Row"), code=code))
+    store.pay(order(store.register(353, "two@example.com", street="9 Shared Row"), code=code))
+    assert [balance(integrator, c) for c in (351, 352, 353)] == [100, 50, 0]
+    held = [r for r in merchant.export("referrals") if r["status"] == "held"]
+    assert [(r["friend_customer_id"], r["reason"]) for r in held] == [("353", "REVIEW_SHARED_ADDRESS")]
+    summary = reconcile(merchant, integrator, [351, 352, 353])
+    assert summary["pending"]["heldReferrals"] == 1 and summary["pending"]["pointsOnHold"] == 150
+    merchant.decide("approve", [int(held[0]["referral_id"])])
+    assert [balance(integrator, c) for c in (351, 352, 353)] == [200, 50, 50]
+    reconcile(merchant, integrator, [351, 352, 353])

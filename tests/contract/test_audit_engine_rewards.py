@@ -281,6 +281,15 @@ def reconcile(merchant: Merchant, integrator: Integrator, customer_ids: t.Iterab
                                             and h.id not in released and h.referral_id in {x.id for x in held}})
     if points_on_hold:
         assert summary["pending"]["pointsOnHold"] == on_hold + voided, (on_hold, voided)
+    page = merchant.client.get("/admin/referrals", query_string={"id_token": session_token(SHOP)})
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    caption = re.search(r"([\d,]+) referrals?</p>", html)
+    assert caption and int(caption.group(1).replace(",", "")) == len(stored)
+    if len(stored) <= 25:  # one page: its points add up to the ledger's
+        shown = sum(int(n.replace(",", "")) for n in re.findall(r"([+-][\d,]+) pts (?:advocate|friend)", html))
+        assert shown == sum(r.points for r in rows if r.referral_id is not None
+                            and r.entry_type in ("grant", "release", "reversal"))
     analytics = integrator.get("/rest_api/v2/referrals/analytics").get_json()["data"]
     assert analytics["countCouponCodeUsage"] == summary["referredOrders"]
     for customer_id in customer_ids:
