@@ -9,6 +9,7 @@ endpoints take ``Authorization: Bearer`` and JSON bodies only.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import typing as t
 from collections.abc import Mapping
 from decimal import Decimal
@@ -118,6 +119,7 @@ def _template_globals() -> dict[str, t.Any]:
         "audit_subject": describe_audit_subject,
         "field_label": describe_field,
         "review_reasons": REVIEW_REASON_CODES,
+        "pretty_json": pretty_json,
         "notice": NOTICES.get(request.args.get("notice", "")),
     }
     if shop is not None:
@@ -165,6 +167,15 @@ def render_dashboard_error(error: ReferralPluginError) -> Response:
 
 
 register_error_renderer(bp.name, render_dashboard_error)
+
+
+def pretty_json(value: t.Any) -> str:
+    """Return evidence as indented JSON text for a ``<pre>``: readable characters, escaped by the template.
+
+    ``tojson`` is made for scripts: it writes ``<``, ``>``, ``&`` and every accent as ``\\u`` escapes, so a
+    note "same <household>" or a name "José" read as code in the page.
+    """
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _redirect(endpoint: str, **values: t.Any) -> BaseResponse:
