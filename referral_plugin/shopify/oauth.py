@@ -104,9 +104,15 @@ def _is_token(value: t.Any) -> bool:
     return isinstance(value, str) and bool(value) and value.isascii() and value.isprintable() and " " not in value
 
 
+#: Room for every Admin API scope there is (shops.scopes is VARCHAR(1024)); longer is not Shopify's answer.
+MAX_SCOPE_LENGTH = 1024
+
+
 def _scope(value: t.Any) -> str:
-    """Return the granted scopes as Shopify's comma list; anything but printable ASCII text grants nothing known."""
-    return value if isinstance(value, str) and value.isascii() and value.isprintable() else ""
+    """Return the granted scopes as Shopify's comma list; anything but printable ASCII text that fits grants nothing."""
+    if isinstance(value, str) and value.isascii() and value.isprintable() and len(value) <= MAX_SCOPE_LENGTH:
+        return value
+    return ""
 
 
 def _grant_from(token: t.Mapping[str, t.Any], what: str, shop_domain: str) -> TokenGrant:

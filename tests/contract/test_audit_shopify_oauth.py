@@ -106,9 +106,11 @@ def test_callback_with_unusable_access_token_is_502_and_stores_nothing(client: F
     assert db.session.execute(select(Shop)).scalars().all() == []
 
 
-def test_callback_with_odd_scope_or_refresh_token_still_installs(client: FlaskClient) -> None:
-    """A scope that is not text, or an unusable refresh token, installs with no known scopes or refresh token."""
-    response = _install(client, {"access_token": "shpat_ok", "scope": "read_\ud800", "expires_in": 3600,
+@pytest.mark.parametrize("scope", ["read_\ud800", "read_orders," * 200, ["read_orders"]],
+                         ids=["lone-surrogate", "longer-than-the-column", "not-text"])
+def test_callback_with_odd_scope_or_refresh_token_still_installs(client: FlaskClient, scope: t.Any) -> None:
+    """A scope that is not text (or cannot be stored), or an unusable refresh token, installs with neither."""
+    response = _install(client, {"access_token": "shpat_ok", "scope": scope, "expires_in": 3600,
                                  "refresh_token": "shprt_\ud800"})
     assert response.status_code == 302
     shop = db.session.execute(select(Shop)).scalar_one()
