@@ -294,7 +294,7 @@ def reconcile(merchant: Merchant, integrator: Integrator, customer_ids: t.Iterab
     assert analytics["countCouponCodeUsage"] == summary["referredOrders"]
     for customer_id in customer_ids:
         joy = integrator.summary(customer_id)
-        assert joy["totalPointEarnRefer"] == net_points(customer_id), customer_id
+        assert joy["totalPointEarnRefer"] == net_points(customer_id, adjustments=False), customer_id
     return summary
 
 
@@ -755,3 +755,37 @@ def test_rewards_in_the_shops_currency(app: Flask, shop: t.Any, store: Store, me
     summary = reconcile(merchant, integrator, [171, 172])
     assert summary["currency"] == "EUR" and summary["referralRevenue"] == 33.33
     assert summary["rewardsCostBreakdown"]["fixedDiscounts"] == 4.99
+
+
+def widget_stats(store: Store, customer_id: int) -> dict[str, t.Any]:
+    """Return what the storefront widget shows the logged-in customer (its JSON)."""
+    response = store.shopify.proxy_get("widget.json", customer_id)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    data: dict[str, t.Any] = response.get_json()
+    return data
+
+
+def test_manual_adjustment_and_what_each_screen_counts(store: Store, merchant: Merchant,
+                                                       integrator: Integrator) -> None:
+    """A merchant's -30 adjustment changes the shopper's balance only; referral earnings stay 100 everywhere."""
+    store.register(181, "mo@example.com")
+    code = integrator.code_of("mo@example.com")
+    paid = order(store.register(182, "ned2@example.com"), code=code)
+    store.pay(paid)
+    page = merchant.client.get("/admin/settings", query_string={"id_token": session_token(SHOP)})
+    form = _form_with(page.get_data(as_text=True), "points")
+    fields = dict(form["fields"])
+    fields.update(customer="mo@example.com", points="-30", reason="Goodwill correction")
+    done = merchant.client.post(form["action"], data=fields, query_string=None if "id_token" in form["action"]
+                                else {"id_token": session_token(SHOP)})
+    assert done.status_code in (302, 303), done.get_data(as_text=True)[:500]
+    stats = widget_stats(store, 181)["stats"]
+    assert (stats["pointsEarned"], stats["pointsBalance"]) == (100, 70)
+    assert net_points(181) == 70 and balance(integrator, 181) == 100
+    summary = reconcile(merchant, integrator, [181, 182])
+    assert summary["pointsAwarded"] == 150
+    store.send("refunds/create", refund(paid, "50.00"))
+    stats = widget_stats(store, 181)["stats"]
+    assert (stats["pointsEarned"], stats["pointsBalance"]) == (50, 20)
+    assert widget_stats(store, 182)["stats"]["pointsBalance"] == 25
+    reconcile(merchant, integrator, [181, 182])
