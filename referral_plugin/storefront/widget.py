@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from referral_plugin.extensions import db
 from referral_plugin.models import Campaign
+from referral_plugin.models import CampaignStatus
 from referral_plugin.models import Click
 from referral_plugin.models import Customer
 from referral_plugin.models import Invitation
@@ -34,6 +35,7 @@ from referral_plugin.referrals.ledger import pending_rewards
 from referral_plugin.referrals.ledger import points_balance
 from referral_plugin.referrals.ledger import points_earned
 from referral_plugin.referrals.reasons import REVIEW_REASONS
+from referral_plugin.reports.summary import shop_zone
 from referral_plugin.storefront.reasons import referral_reason_text
 
 #: How many friends the progress list shows; the counts above it cover everyone.
@@ -240,6 +242,24 @@ def _pending(shop: Shop, customer: Customer) -> list[dict[str, t.Any]]:
     return out
 
 
+def _shop_date(shop: Shop, value: dt.datetime | None) -> str | None:
+    """Return the shop's calendar date of an instant (ISO), as its shoppers read dates."""
+    if value is None:
+        return None
+    return value.astimezone(shop_zone(shop)).date().isoformat()
+
+
+def campaign_state(campaign: Campaign, at: dt.datetime) -> str:
+    """Return ``running``, ``paused``, ``scheduled`` (starts later) or ``ended``, for the widget's wording."""
+    if campaign.status != CampaignStatus.ACTIVE:
+        return "paused"
+    if campaign.starts_at is not None and at < campaign.starts_at:
+        return "scheduled"
+    if campaign.ends_at is not None and at >= campaign.ends_at:
+        return "ended"
+    return "running"
+
+
 def widget_data(
     shop: Shop,
     shopify_customer_id: int | None,
@@ -255,7 +275,9 @@ def widget_data(
     shop_name = shop.name or shop.shopify_domain.split(".", 1)[0]
     data: dict[str, t.Any] = {
         "shop": {"domain": shop.shopify_domain, "name": shop_name},
-        "campaign": {"token": campaign.token, "name": campaign.name, "running": running},
+        "campaign": {"token": campaign.token, "name": campaign.name, "running": running,
+                     "state": campaign_state(campaign, moment), "startsAt": _shop_date(shop, campaign.starts_at),
+                     "endsAt": _shop_date(shop, campaign.ends_at)},
         "offer": offer_sentences(offer),
         "offerDetails": dict(offer),
         "loggedIn": shopify_customer_id is not None,
