@@ -268,16 +268,22 @@ def review() -> t.Any:
                            active="review")
 
 
+def _referral_id(value: t.Any) -> int:
+    """Read one referral id: a whole number or its digits; ``true`` or ``1.9`` is no id (int() made them 1)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    raise ValidationError("Referral ids are whole numbers.", code="INVALID_IDS", field="ids")
+
+
 def _decide(shop: Shop, action: str, ids: t.Iterable[t.Any], reason: str) -> dict[str, list[int]]:
     """Approve or reject the shop's held referrals among ``ids``; return the decided and skipped ids."""
     from referral_plugin.referrals import ledger
 
     if action not in ("approve", "reject"):
         raise ValidationError("The action is approve or reject.", code="INVALID_ACTION", field="action")
-    try:
-        wanted = [int(i) for i in ids]
-    except (TypeError, ValueError):
-        raise ValidationError("Referral ids are numbers.", code="INVALID_IDS", field="ids") from None
+    wanted = [_referral_id(i) for i in ids]
     if len(wanted) > MAX_BULK:
         raise ValidationError(f"Decide at most {MAX_BULK} referrals at a time.", code="TOO_MANY", field="ids")
     found = held_referrals(shop, wanted)
