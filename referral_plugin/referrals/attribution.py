@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from decimal import Decimal
 from urllib.parse import parse_qs
+from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -103,14 +104,21 @@ def attribute_order(shop: Shop, order: Mapping[str, t.Any], friend: Customer | N
 
 
 def ref_from_url(url: str) -> str | None:
-    """Return the ``ref`` query value of a landing URL (absolute or a path), or None."""
+    """Return the code a landing URL carries (absolute or a path), or None.
+
+    ``?ref={code}`` (the invite link's landing when the code is not a discount), else the code of a
+    ``/discount/{code}`` path: the landing when it is a live discount, which the friend may then not use.
+    """
     try:
-        query = urlsplit(url.strip()).query
+        parts = urlsplit(url.strip())
     except ValueError:
         return None
-    for key, values in parse_qs(query).items():
+    for key, values in parse_qs(parts.query).items():
         if key.lower() == "ref" and values:
             return values[0]
+    segments = [unquote(segment) for segment in parts.path.split("/") if segment]
+    if len(segments) == 2 and segments[0].lower() == "discount":
+        return segments[1]
     return None
 
 

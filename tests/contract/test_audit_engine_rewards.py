@@ -789,3 +789,20 @@ def test_manual_adjustment_and_what_each_screen_counts(store: Store, merchant: M
     assert (stats["pointsEarned"], stats["pointsBalance"]) == (50, 20)
     assert widget_stats(store, 182)["stats"]["pointsBalance"] == 25
     reconcile(merchant, integrator, [181, 182])
+
+
+def test_invite_link_to_a_live_discount_still_attributes_without_the_code(
+        app: Flask, store: Store, merchant: Merchant, integrator: Integrator, admin: FakeAdmin) -> None:
+    """A friend who lands through ``/discount/{code}`` but pays without the code still counts for the advocate."""
+    store.register(191, "pia@example.com")
+    merchant.edit(default_token(integrator), friend_reward_kind="fixed_amount", friend_reward_value="10")
+    code = integrator.code_of("pia@example.com")
+    landing = store.shopify.proxy_get(f"r/{code}", None)
+    location = landing.headers["Location"]
+    assert location.startswith(f"https://{SHOP}/discount/{code}"), location
+    friend = store.register(192, "quin@example.com")
+    store.pay(order(friend, landing_site=location.removeprefix(f"https://{SHOP}")))
+    assert (balance(integrator, 191), balance(integrator, 192)) == (100, 0)
+    rewards = [d for d in admin.created() if d["code"].startswith("REF-")]
+    assert [r["context"] for r in rewards] == [{"customers": {"add": ["gid://shopify/Customer/192"]}}]
+    reconcile(merchant, integrator, [191, 192])
