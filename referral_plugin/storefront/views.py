@@ -50,7 +50,17 @@ def render_storefront_error(error: ReferralPluginError) -> Response:
     )
     if not wants_page:
         return jsonify(error.to_dict())
-    return _page(_render("storefront/error.html", message=error.message, back_url=f"{ctx.path_prefix}/widget"))
+    retry = None
+    if ctx.customer_id is not None and error.status_code not in (401, 403):
+        # What the shopper typed comes back in the form, to fix and send again (never after a refused
+        # cross-site post: that text is not theirs).
+        retry = {
+            "action": f"{ctx.path_prefix}/invitations",
+            "token": form_token(ctx.shop.shopify_domain, ctx.customer_id),
+            "friends": "\n".join(v for k, v in request.form.items(multi=True) if k != "token")[:4000],
+        }
+    return _page(_render("storefront/error.html", message=error.message, back_url=f"{ctx.path_prefix}/widget",
+                         retry=retry))
 
 
 def _render(template: str, **context: t.Any) -> str:
