@@ -57,10 +57,15 @@ def _verify_signature(token: str, secrets: t.Sequence[str]) -> jwt.Token:
     raise InvalidSessionToken("session token signature verification failed") from last_error
 
 
+#: Shopify's ``sub`` is a numeric user id or a GID (a few dozen characters); audit actors store
+#: ``shopify-user:{sub}`` in 255 characters, so anything longer could not be written.
+MAX_SUB_LENGTH = 128
+
+
 def _is_user_id(value: t.Any) -> bool:
-    """Tell whether ``sub`` is usable text: Shopify sends a numeric user id or a GID, at most a few dozen chars."""
+    """Tell whether ``sub`` is usable text: printable and short enough to name an audit actor."""
     # isprintable() is False for NUL, other controls and lone surrogates alike.
-    return isinstance(value, str) and 0 < len(value) <= 255 and value.isprintable()
+    return isinstance(value, str) and 0 < len(value) <= MAX_SUB_LENGTH and value.isprintable()
 
 
 def _shop_of(url: t.Any, claim: str) -> str:

@@ -60,7 +60,7 @@ def test_session_token_leeway(client: FlaskClient, shop: Shop, claims: dict[str,
     assert _summary(client, token).status_code == status
 
 
-@pytest.mark.parametrize("sub", ["\ud800", "a\x00b", "x" * 256, ""], ids=["lone-surrogate", "nul", "too-long", "empty"])
+@pytest.mark.parametrize("sub", ["\ud800", "a\x00b", "x" * 129, ""], ids=["lone-surrogate", "nul", "too-long", "empty"])
 def test_session_token_with_unusable_user_id_is_401(client: FlaskClient, shop: Shop, sub: str) -> None:
     """A correctly signed token whose ``sub`` is not storable text is an invalid session, not a 500 on every page."""
     token = session_token(SHOP, sub=sub)
@@ -74,3 +74,23 @@ def test_session_token_with_unusable_user_id_is_401(client: FlaskClient, shop: S
 def test_session_token_with_a_gid_user_id_is_accepted(client: FlaskClient, shop: Shop) -> None:
     """A ``sub`` in GID form (as non-admin surfaces send) is a usable user id."""
     assert _summary(client, session_token(SHOP, sub="gid://shopify/StaffMember/42")).status_code == 200
+
+
+def test_longest_accepted_user_id_can_change_settings(client: FlaskClient, shop: Shop) -> None:
+    """A 128-character ``sub`` still makes audited dashboard changes (its actor fits the audit log)."""
+    import re
+
+    token = session_token(SHOP, sub="9" * 128)
+    page = client.get("/admin/settings", query_string={"id_token": token}).get_data(as_text=True)
+    match = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert match
+    response = client.post("/admin/settings/api-keys", query_string={"id_token": token},
+                           data={"csrf_token": match.group(1), "name": "erp"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    from sqlalchemy import select
+
+    from referral_plugin.extensions import db
+    from referral_plugin.models import AuditEvent
+
+    actors = db.session.execute(select(AuditEvent.actor)).scalars().all()
+    assert actors == ["shopify-user:" + "9" * 128]
