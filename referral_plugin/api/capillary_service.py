@@ -393,15 +393,17 @@ def resolve_customer(shop: Shop, identifiers: list[tuple[str, str]],
     ordered = sorted(identifiers, key=lambda pair: IDENTIFIER_PRIORITY.index(pair[0]))
     for kind, value in ordered:
         engine_kind = "id" if kind in ("id", "externalId") else kind
-        # Erased customers are nobody here, as in "Refer Customer"; a mobile without its country code
-        # names the customer it names there too.
+        # Erased customers are nobody here, as in "Refer Customer".
         matches = [c for c in find_customers(shop, engine_kind, value) if c.redacted_at is None]
-        if not matches and kind == "mobile":
-            matches = _by_national_number(shop, value)
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             warnings.append({"code": 8015, "message": f"{kind} matches {len(matches)} customers; not used"})
+    # Only when nothing matched exactly: a mobile without its country code names the customer it names in
+    # "Refer Customer" (the one customer of any country with that national number).
+    for kind, value in ordered:
+        if kind == "mobile" and (guessed := _by_national_number(shop, value)):
+            return guessed[0]
     raise NotFound("Customer not found for the given identifiers", code=LOOKUP_CUSTOMER_NOT_FOUND)
 
 

@@ -255,3 +255,16 @@ def test_a_doubled_slash_is_a_json_404_not_an_html_redirect(integrator: Integrat
     response = getattr(integrator, method)(path)
     assert response.status_code == 404
     assert response.is_json
+
+
+def test_an_exact_identifier_beats_a_national_number_guess(shopify: ShopifyActions, integrator: Integrator) -> None:
+    """With email and a country-less mobile naming different customers, the exact email match decides."""
+    register(shopify, 9609, "exact@example.com")
+    register(shopify, 9610, "guessed@example.com", phone="+917999836466")
+    lookup = integrator.get(LOOKUP, query_string={"source": "INSTORE", "identifierName": "email,mobile",
+                                                  "identifierValue": "exact@example.com,7999836466"})
+    assert lookup.status_code == 200
+    assert lookup.get_json()["data"][0]["customer"]["id"] == 9609
+    alone = integrator.get(LOOKUP, query_string={"source": "INSTORE", "identifierName": "mobile",
+                                                 "identifierValue": "7999836466"})
+    assert alone.get_json()["data"][0]["customer"]["id"] == 9610
