@@ -224,7 +224,7 @@ def invite_friends(
         item.update({
             "identifier": identifier,
             # What the shopper reads: a number as they would write it (E.164), not the stored digits.
-            "display": f"+{identifier}" if identifier and friend.channel == "mobile" else identifier or friend.raw,
+            "display": _display(friend, status, identifier),
             "status": status,
             "reason": reason,
             "message": _message(status, _shown_reason(friend, status, reason), friend.channel, emailing),
@@ -244,6 +244,13 @@ def invite_friends(
     summary = {status: sum(1 for r in results if r["status"] == status) for status in ("created", "duplicate",
                                                                                          "invalid")}
     return {"results": results, "summary": summary, "emailDelivery": emailing}
+
+
+def _display(friend: FriendInput, status: str, identifier: str | None) -> str:
+    """Return the friend as the shopper reads them: an invited number in E.164, anything refused as typed."""
+    if status == "invalid" or not identifier:
+        return friend.raw
+    return f"+{identifier}" if friend.channel == "mobile" else identifier
 
 
 def _shown_reason(friend: FriendInput, status: str, reason: str | None) -> str | None:

@@ -101,3 +101,33 @@ def test_chart_axis_labels_are_readable(demo: tuple[str, Flask], browser: t.Any,
     page.locator("svg.chart").screenshot(path=str(shot_path(f"audit-chart-{width}.png")))
     assert heights and min(heights) >= 8, heights
     assert errors == []
+
+
+@pytest.mark.parametrize("width", [1280, PHONE])
+def test_widget_invitations_read_right(demo: tuple[str, Flask], browser: t.Any, width: int) -> None:
+    """A mixed batch shows each friend with its words: the number with its '+', words that are neither, a repeat."""
+    base, _ = demo
+    page, errors = _page(browser, width)
+    customer = 7100000000003 if width == PHONE else 7100000000004
+    page.goto(f"{base}/demo/widget?customer={customer}")
+    page.wait_for_selector("[data-rp-widget][data-rp-ready]")
+
+    def send(text: str) -> list[str]:
+        page.fill("#rp-friends", text)
+        page.get_by_role("button", name="Send invitations").click()
+        page.wait_for_function("!document.querySelector('form[data-rp-invite]').hasAttribute('aria-busy')")
+        return [item.replace("\n", " ") for item in page.locator("[data-rp-results] li").all_inner_texts()]
+
+    first = send(f"amy{width}@example.com\nana.example.com\n+1 415 555 {width:04d}")
+    assert first[1].startswith("ana.example.com ")
+    assert "That doesn't look like an email address or mobile number." in first[1]
+    assert first[2].startswith(f"+1415555{width:04d}")
+    page.locator("form[data-rp-invite]").screenshot(path=str(shot_path(f"audit-widget-invite-{width}.png")))
+
+    again = send(f"amy{width}@example.com")
+    assert "You've already invited this friend." in again[0]
+    many = send(", ".join(f"f{n}.{width}@example.com" for n in range(11)))
+    assert many == ["Invite at most 10 friends at a time."]
+    assert _overflow(page) <= 1
+    shot(page, f"audit-widget-{width}.png")
+    assert errors == []

@@ -27,6 +27,7 @@ def test_words_without_at_sign_are_not_called_a_mobile_number(shopify: ShopifyAc
 
     words, digits = body["results"]
     assert words["status"] == "invalid"
+    assert (words["display"], digits["display"]) == ("ana.example.com", "12")  # as typed, no '+' added
     assert words["message"] == "That doesn't look like an email address or mobile number."
     assert digits["message"] == "That doesn't look like a mobile number."
 
