@@ -118,7 +118,9 @@ def test_widget_invitations_read_right(demo: tuple[str, Flask], browser: t.Any, 
         page.wait_for_function("!document.querySelector('form[data-rp-invite]').hasAttribute('aria-busy')")
         return [item.replace("\n", " ") for item in page.locator("[data-rp-results] li").all_inner_texts()]
 
+    invited = int(page.locator("[data-rp-stat=invited]").inner_text())
     first = send(f"amy{width}@example.com\nana.example.com\n+1 415 555 {width:04d}")
+    assert int(page.locator("[data-rp-stat=invited]").inner_text()) == invited + 2
     assert first[1].startswith("ana.example.com ")
     assert "That doesn't look like an email address or mobile number." in first[1]
     assert first[2].startswith(f"+1415555{width:04d}")
@@ -126,6 +128,7 @@ def test_widget_invitations_read_right(demo: tuple[str, Flask], browser: t.Any, 
 
     again = send(f"amy{width}@example.com")
     assert "You've already invited this friend." in again[0]
+    assert int(page.locator("[data-rp-stat=invited]").inner_text()) == invited + 2
     many = send(", ".join(f"f{n}.{width}@example.com" for n in range(11)))
     assert many == ["Invite at most 10 friends at a time."]
     assert _overflow(page) <= 1

@@ -86,6 +86,16 @@
     });
   }
 
+  /* The stats sit below the form: count the friends just invited, so "Invited" is not left stale. */
+  function countInvited(form, body) {
+    var widget = form.closest("[data-rp-widget]");
+    var stat = widget && widget.querySelector("[data-rp-stat=invited]");
+    var created = body.summary && body.summary.created;
+    if (!stat || !created) return;
+    var now = parseInt(stat.textContent, 10);
+    if (!isNaN(now)) stat.textContent = String(now + created);
+  }
+
   function showError(list, message) {
     list.textContent = "";
     list.appendChild(el("li", "rp-result rp-result-invalid", message));
@@ -112,6 +122,7 @@
       }).then(function (r) {
         if (r.ok) {
           showResults(list, r.body);
+          countInvited(form, r.body);
           var keep = (r.body.results || []).filter(function (i) { return i.status === "invalid"; }).map(function (i) { return i.input; });
           field.value = keep.join("\n");
         } else {
