@@ -6,9 +6,11 @@ import re
 
 from referral_plugin.errors import InvalidShopDomain
 
-# The strictest of the official libraries (shopify_python_api ``sanitize_shop_domain``).
-_CANONICAL = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]\.myshopify\.com")
-_ADMIN_STORE = re.compile(r"admin\.shopify\.com/store/([a-z0-9][a-z0-9-]*[a-z0-9])/?")
+# The strictest of the official libraries (shopify_python_api ``sanitize_shop_domain``), with the handle held to
+# one DNS label (63 characters): a longer one names no host, and overflows the 255-character domain columns.
+_HANDLE = r"[a-z0-9][a-z0-9-]{0,61}[a-z0-9]"
+_CANONICAL = re.compile(_HANDLE + r"\.myshopify\.com")
+_ADMIN_STORE = re.compile(r"admin\.shopify\.com/store/(" + _HANDLE + r")/?")
 
 
 def sanitize_shop_domain(raw: str | None) -> str | None:
@@ -31,7 +33,7 @@ def sanitize_shop_domain(raw: str | None) -> str | None:
     if admin:
         return f"{admin.group(1)}.myshopify.com"
     value = value.rstrip("/")
-    if "." not in value and re.fullmatch(r"[a-z0-9][a-z0-9-]*[a-z0-9]", value):
+    if "." not in value and re.fullmatch(_HANDLE, value):
         value += ".myshopify.com"
     # The canonical pattern admits no ``@``, ``:``, ``[``, ``/``, ``?`` or ``#``, so credentials, ports, IPv6
     # literals, paths and other hosts all fail here; urlsplit is not used because it raises on a port like

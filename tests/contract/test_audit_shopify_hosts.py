@@ -98,3 +98,21 @@ def test_install_redirects_only_to_the_canonical_shop(client: FlaskClient, host:
     response = client.get("/auth/install?" + urlencode(signed_admin_query({"shop": host})))
     assert response.status_code == 302
     assert response.headers["Location"].startswith(f"https://{canonical}/admin/oauth/authorize?")
+
+
+@pytest.mark.parametrize("handle", ["a" * 64, "a" * 250, "a" * 300])
+def test_shop_handle_longer_than_a_dns_label_is_refused(client: FlaskClient, shopify: ShopifyActions, shop: Shop,
+                                                        handle: str) -> None:
+    """A handle past DNS's 63-character label names no shop: 400 on install and webhooks, not a 500 on insert."""
+    host = f"{handle}.myshopify.com"
+    response = client.get("/auth/install?" + urlencode(signed_admin_query({"shop": host})))
+    assert response.status_code == 400 and response.headers.get("Location") is None
+    assert shopify.post_webhook("customers/create", {"id": 1}, shop=host).status_code == 400
+
+
+def test_shop_handle_of_63_characters_installs(client: FlaskClient) -> None:
+    """The longest DNS label is still a shop."""
+    host = f"{'a' * 63}.myshopify.com"
+    response = client.get("/auth/install?" + urlencode(signed_admin_query({"shop": host})))
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(f"https://{host}/admin/oauth/authorize?")
