@@ -1,11 +1,15 @@
 """Privacy compliance: the three mandatory Shopify webhooks and the ``gdpr export`` command.
 
 - ``customers/redact`` erases one customer's personal data everywhere (profile, invitations that name
-  them, PII inside referral and attribution evidence, stored exports) and keeps the anonymous ledger rows,
-  so shop totals do not change. Idempotent.
+  them, PII inside referral and attribution evidence, staff notes naming them, stored exports) and keeps
+  the anonymous ledger rows, so shop totals do not change. Idempotent.
 - ``customers/data_request`` stores a :class:`~referral_plugin.models.DataExport` with everything held on
-  the customer, once per data request id, for the merchant to hand over.
-- ``shop/redact`` deletes every row of the shop in every table. Idempotent; an unknown shop is fine.
+  the customer, once per data request id, for the merchant to hand over (``flask gdpr requests``).
+- ``shop/redact`` deletes every row of the shop in every table. Idempotent; an unknown shop is fine; one
+  that fired before the shop's latest install (the merchant came back) is ignored.
+
+The webhook hmac signs the body, not the shop header: a compliance body whose ``shop_domain`` names
+another shop is ignored rather than applied to the header's shop.
 
 Handlers run inside the webhook delivery's transaction and never commit.
 """
