@@ -167,10 +167,12 @@ def _find_advocate(shop: Shop, item: Mapping[str, t.Any]) -> tuple[Customer | No
         if kind == "id" and shopify_id(value) is None:
             continue
         matches = [c for c in find_customers(shop, kind, value) if c.redacted_at is None]
-        if not matches and kind == "mobile":
-            matches = _by_national_number(shop, value)
         if matches:
             return matches[0], field
+    # Only when no identifier matched exactly: the one customer of any country with that national number.
+    mobile = _text(item.get("mobile"))
+    if mobile and (guessed := _by_national_number(shop, mobile)):
+        return guessed[0], "mobile"
     return None, tried
 
 

@@ -268,3 +268,14 @@ def test_an_exact_identifier_beats_a_national_number_guess(shopify: ShopifyActio
     alone = integrator.get(LOOKUP, query_string={"source": "INSTORE", "identifierName": "mobile",
                                                  "identifierValue": "7999836466"})
     assert alone.get_json()["data"][0]["customer"]["id"] == 9610
+
+
+def test_refer_prefers_an_exact_email_to_a_national_number_guess(shopify: ShopifyActions,
+                                                                 integrator: Integrator) -> None:
+    """An element with a country-less mobile (another customer's national number) and an exact email is the email's."""
+    register(shopify, 9611, "exact-refer@example.com")
+    register(shopify, 9612, "guessed-refer@example.com", phone="+917999836466")
+    response = integrator.post("/v1.1/customer/referrals", json={"root": {"customer": [
+        {"mobile": "7999836466", "email": "exact-refer@example.com"}, {"mobile": "7999836466"}]}})
+    customers = response.get_json()["response"]["customers"]["customer"]
+    assert [c["external_id"] for c in customers] == ["9611", "9612"]
