@@ -216,10 +216,14 @@ def release_due_holds(now: dt.datetime | None = None, shop: Shop | None = None) 
     released = 0
     touched: set[int] = set()
     for hold in list(db.session.scalars(query.order_by(LedgerEntry.id))):
+        # A merchant's reject (or a cancellation) may be deciding this referral right now: take turns,
+        # then release only if it is still held for its date.
+        referral = lock_referral(hold.referral_id)
+        if referral is None or referral.status != ReferralStatus.HELD or referral.reason in REVIEW_REASONS:
+            continue
         if _release(hold, now) is not None:
             released += 1
-        if hold.referral_id is not None:
-            touched.add(hold.referral_id)
+        touched.add(referral.id)
     for referral_id in touched:
         referral = db.session.get(Referral, referral_id)
         if referral is not None:
@@ -230,7 +234,8 @@ def release_due_holds(now: dt.datetime | None = None, shop: Shop | None = None) 
 
 def approve_held(referral: Referral, actor: str) -> Referral:
     """Approve a held referral: release its rewards now, or at the end of the hold period if that is later."""
-    if referral.status != ReferralStatus.HELD:
+    if referral.status != ReferralStatus.HELD or (locked := lock_referral(referral.id)) is None \
+            or locked.status != ReferralStatus.HELD:
         raise Conflict("Only a held referral can be approved.", code="NOT_HELD")
     now = utcnow()
     holds = _holds_of(referral)
@@ -253,7 +258,8 @@ def approve_held(referral: Referral, actor: str) -> Referral:
 
 def reject_held(referral: Referral, actor: str, reason: str) -> Referral:
     """Reject a held referral: void its held rewards so they are never released."""
-    if referral.status != ReferralStatus.HELD:
+    if referral.status != ReferralStatus.HELD or (locked := lock_referral(referral.id)) is None \
+            or locked.status != ReferralStatus.HELD:
         raise Conflict("Only a held referral can be rejected.", code="NOT_HELD")
     note = (reason or "").strip()
     if not note:
@@ -271,6 +277,14 @@ def reject_held(referral: Referral, actor: str, reason: str) -> Referral:
     _audit(referral, actor, "referral.reject", {"note": note[:1000]})
     db.session.flush()
     return referral
+
+
+def lock_referral(referral_id: int | None) -> Referral | None:
+    """Return the referral locked for update and freshly read (PostgreSQL), so its decisions take turns."""
+    if referral_id is None:
+        return None
+    return db.session.scalar(select(Referral).where(Referral.id == referral_id).with_for_update()
+                             .execution_options(populate_existing=True))
 
 
 def record_adjustment(shop: Shop, customer: Customer, points: int, reason: str, actor: str) -> LedgerEntry:
