@@ -6,6 +6,7 @@ import base64
 
 from flask import g
 from flask import request
+from flask.wrappers import Response
 
 from referral_plugin import apikeys
 from referral_plugin.errors import InvalidApiKey
@@ -85,3 +86,9 @@ def current_shop() -> Shop:
     """Return the shop of the authenticated key."""
     shop: Shop = g.api_shop
     return shop
+
+
+def no_store(response: Response) -> Response:
+    """Keep caches from storing an API answer: it holds a shop's data, and X-Api-Key is no Authorization header."""
+    response.headers["Cache-Control"] = "no-store"
+    return response

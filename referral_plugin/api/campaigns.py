@@ -11,6 +11,7 @@ from flask import jsonify
 from flask.wrappers import Response
 
 from referral_plugin.api.auth import current_shop
+from referral_plugin.api.auth import no_store
 from referral_plugin.api.auth import require_api_key
 from referral_plugin.api.ratelimit import add_rate_limit_headers
 from referral_plugin.extensions import db
@@ -22,6 +23,7 @@ from referral_plugin.referrals.campaigns import list_campaigns as engine_list_ca
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 bp.before_request(require_api_key)
 bp.after_request(add_rate_limit_headers)
+bp.after_request(no_store)
 
 
 def number(value: Decimal | int | float | None) -> int | float | None:

@@ -9,6 +9,7 @@ from flask.wrappers import Response
 
 from referral_plugin.api import capillary_service as service
 from referral_plugin.api.auth import current_shop
+from referral_plugin.api.auth import no_store
 from referral_plugin.api.auth import require_api_key
 from referral_plugin.api.ratelimit import add_rate_limit_headers
 from referral_plugin.extensions import db
@@ -16,10 +17,12 @@ from referral_plugin.extensions import db
 refer_bp = Blueprint("capillary_refer", __name__)
 refer_bp.before_request(require_api_key)
 refer_bp.after_request(add_rate_limit_headers)
+refer_bp.after_request(no_store)
 
 lookup_bp = Blueprint("capillary_lookup", __name__)
 lookup_bp.before_request(require_api_key)
 lookup_bp.after_request(add_rate_limit_headers)
+lookup_bp.after_request(no_store)
 
 
 @refer_bp.post("/v1.1/customer/referrals", merge_slashes=False)

@@ -9,6 +9,7 @@ from flask.wrappers import Response
 
 from referral_plugin.api import joy_service as service
 from referral_plugin.api.auth import current_shop
+from referral_plugin.api.auth import no_store
 from referral_plugin.api.auth import require_api_key
 from referral_plugin.api.envelopes import joy_body
 from referral_plugin.api.ratelimit import add_rate_limit_headers
@@ -17,6 +18,7 @@ from referral_plugin.extensions import db
 bp = Blueprint("joy", __name__, url_prefix="/rest_api/v2/referrals")
 bp.before_request(require_api_key)
 bp.after_request(add_rate_limit_headers)
+bp.after_request(no_store)
 
 
 @bp.post("/invitations", merge_slashes=False)

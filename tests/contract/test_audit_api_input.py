@@ -279,3 +279,14 @@ def test_refer_prefers_an_exact_email_to_a_national_number_guess(shopify: Shopif
         {"mobile": "7999836466", "email": "exact-refer@example.com"}, {"mobile": "7999836466"}]}})
     customers = response.get_json()["response"]["customers"]["customer"]
     assert [c["external_id"] for c in customers] == ["9611", "9612"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_api_answers_are_never_stored_by_caches(client: FlaskClient, integrator: Integrator,
+                                                route: tuple[str, str]) -> None:
+    """Answers hold a shop's customers and X-Api-Key is no Authorization header: ``no-store`` keeps shared
+    caches from serving one key's answer to another, errors included."""
+    method, path = route
+    for headers in ({"X-Api-Key": integrator.key}, {}):
+        response = getattr(client, method)(path, headers=headers)
+        assert "no-store" in response.headers.get("Cache-Control", ""), (path, response.status_code)
