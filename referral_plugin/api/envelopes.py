@@ -21,6 +21,7 @@ from flask import jsonify
 from flask import request
 from flask.wrappers import Response
 
+from referral_plugin.api.capillary_service import MAX_LIMIT
 from referral_plugin.errors import ReferralPluginError
 
 _STRING_CODES = {"TOO_MANY_REQUESTS": "RATE_LIMITED", "REQUEST_ENTITY_TOO_LARGE": "PAYLOAD_TOO_LARGE"}
@@ -57,15 +58,19 @@ def render_capillary_refer_error(error: ReferralPluginError) -> Response:
                                             "message": error.message}}}, error)
 
 
-def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name, "")
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else default
+def _int_arg(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """Return a page value as the lookup reads it (capped at ``maximum``), else ``default``."""
+    raw = request.args.get(name, "").strip()
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 10) or int(raw) < minimum:
+        return default
+    return min(int(raw), maximum) if maximum is not None else int(raw)
 
 
 def render_capillary_lookup_error(error: ReferralPluginError) -> Response:
     """Render an error of ``GET /v2/customers/lookup/referrals``."""
     return _answer({
-        "pagination": {"limit": _int_arg("limit", 10), "offset": _int_arg("offset", 0), "total": 0},
+        "pagination": {"limit": _int_arg("limit", 10, minimum=1, maximum=MAX_LIMIT), "offset": _int_arg("offset", 0),
+                       "total": 0},
         "data": [],
         "warnings": [],
         "errors": [{"code": numeric_code(error), "message": error.message}],

@@ -290,3 +290,18 @@ def test_api_answers_are_never_stored_by_caches(client: FlaskClient, integrator:
     for headers in ({"X-Api-Key": integrator.key}, {}):
         response = getattr(client, method)(path, headers=headers)
         assert "no-store" in response.headers.get("Cache-Control", ""), (path, response.status_code)
+
+
+@pytest.mark.parametrize(("query", "limit", "offset"), [
+    ("limit=1000&offset=5", 100, 5),
+    ("limit=0", 10, 0),
+    ("limit=%2010%20&offset=%203", 10, 3),
+])
+def test_a_lookup_errors_pagination_is_what_a_success_would_use(integrator: Integrator, query: str, limit: int,
+                                                                offset: int) -> None:
+    """An 8015 answer's pagination shows the limit a success would have used (capped at 100), not the raw text."""
+    response = integrator.get(f"{LOOKUP}?source=INSTORE&identifierName=email&identifierValue=nobody@example.com&"
+                              f"{query}")
+    answer = response.get_json()
+    assert [e["code"] for e in answer["errors"]] == [8015] or answer["errors"][0]["code"] == 400
+    assert answer["pagination"] == {"limit": limit, "offset": offset, "total": 0}
