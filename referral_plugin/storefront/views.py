@@ -48,6 +48,11 @@ def render_storefront_error(error: ReferralPluginError) -> Response:
         and not request.is_json
         and request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
     )
+    if isinstance(ctx, ProxyContext) and request.method == "GET" and request.path.endswith("/widget"):
+        # The widget page sits inside the shop's theme: a JSON error there reads as code to a shopper.
+        return _page(_render("storefront/error.html", heading="We couldn't load your referrals",
+                             message="Please try again in a moment.", back_url=None, retry=None),
+                     fragment=request.args.get("view") == "fragment")
     if not wants_page:
         return jsonify(error.to_dict())
     retry = None
@@ -79,6 +84,9 @@ register_error_renderer(bp.name, render_storefront_error)
 @bp.before_request
 def verify_proxy() -> None:
     """Reject any request whose app-proxy signature, timestamp or shop does not hold."""
+    # Cleared first: ``g`` outlives a request when an app context was already pushed (tests, CLI), and a
+    # refused request must never render as the previous request's verified shop and customer.
+    g.proxy = None
     g.proxy = verify_proxy_request(parse_query(request.query_string), current_app.config)
 
 
