@@ -404,6 +404,11 @@ def _release(hold: LedgerEntry, now: dt.datetime) -> LedgerEntry | None:
     points, amount = _hold_remaining(hold)
     if points <= 0 and amount <= 0:
         return None
+    customer = db.session.get(Customer, hold.customer_id) if hold.customer_id is not None else None
+    if customer is not None and customer.redacted_at is not None:
+        # Shopify asked us to forget this customer: nobody is left to hand the reward to.
+        void_hold(hold, key=f"void:erased:{hold.id}", reason=Reason.CUSTOMER_ERASED)
+        return None
     release = LedgerEntry(
         shop_id=hold.shop_id, customer_id=hold.customer_id, referral_id=hold.referral_id,
         campaign_id=hold.campaign_id, entry_type=EntryType.RELEASE, side=hold.side, reward_kind=hold.reward_kind,

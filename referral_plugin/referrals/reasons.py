@@ -35,6 +35,7 @@ class Reason(enum.StrEnum):
     APPROVED = "APPROVED"
     REJECTED_BY_MERCHANT = "REJECTED_BY_MERCHANT"
     RELEASED = "RELEASED"
+    CUSTOMER_ERASED = "CUSTOMER_ERASED"
     # Reversals.
     ORDER_REFUNDED = "ORDER_REFUNDED"
     PARTIAL_REFUND = "PARTIAL_REFUND"
@@ -70,6 +71,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.APPROVED: "The merchant approved a held referral.",
     Reason.REJECTED_BY_MERCHANT: "The merchant rejected a held referral; its held rewards were voided.",
     Reason.RELEASED: "A held reward reached its release date and now counts.",
+    Reason.CUSTOMER_ERASED: "The customer's data was erased (customers/redact) while their reward was held; "
+                            "it was cancelled instead of released.",
     Reason.ORDER_REFUNDED: "The order was fully refunded; its rewards were reversed.",
     Reason.PARTIAL_REFUND: "Part of the order was refunded; the same share of its points was reversed.",
     Reason.REFERRAL_REWARD: "A reward earned through a referral.",

@@ -5,6 +5,7 @@ Every story ends with the merchant's numbers (summary, exports, Joy) checked aga
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import typing as t
 
@@ -345,3 +346,25 @@ def test_two_friends_at_one_address_wait_for_review(store: Store, merchant: Merc
     merchant.decide("approve", [int(held[0]["referral_id"])])
     assert [balance(integrator, c) for c in (351, 352, 353)] == [200, 50, 50]
     reconcile(merchant, integrator, [351, 352, 353])
+
+
+def test_held_reward_of_an_erased_advocate_is_not_released(store: Store, merchant: Merchant,
+                                                           integrator: Integrator) -> None:
+    """An advocate erased during the hold gets no release (their held reward is voided); the friend's releases."""
+    from referral_plugin.rewards.sweeper import sweep
+
+    store.register(361, "held-gone@example.com")
+    merchant.edit(default_token(integrator), hold_days="7")
+    code = integrator.code_of("held-gone@example.com")
+    store.pay(order(store.register(362, "held-friend@example.com"), code=code))
+    store.send("customers/redact", {"shop_id": 1, "shop_domain": "test-shop.myshopify.com",
+                                    "customer": {"id": 361, "email": "held-gone@example.com", "phone": None},
+                                    "orders_to_redact": []})
+    sweep(dt.datetime.now(dt.UTC) + dt.timedelta(days=8))
+    db.session.commit()
+    assert (net_points(361), balance(integrator, 362)) == (0, 50)
+    voids = [(r.side, r.points, r.reason) for r in ledger_rows() if r.entry_type == EntryType.VOID]
+    assert voids == [("advocate", -100, "CUSTOMER_ERASED")]
+    (row,) = merchant.export("referrals")
+    assert row["status"] == "rewarded"
+    reconcile(merchant, integrator, [362])
