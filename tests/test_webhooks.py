@@ -185,9 +185,9 @@ def test_hmac_of_another_body_is_401(client: t.Any) -> None:
     assert _deliveries() == []
 
 
-@pytest.mark.parametrize("missing", ["X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id"])
+@pytest.mark.parametrize("missing", ["X-Shopify-Topic", "X-Shopify-Shop-Domain"])
 def test_missing_headers_are_400(client: t.Any, missing: str) -> None:
-    """A signed delivery without its topic, shop domain or webhook id is 400 MISSING_HEADERS."""
+    """A signed delivery without its topic or shop domain is 400 MISSING_HEADERS."""
     body = b'{"id": 1}'
     headers = _headers(body)
     del headers[missing]
@@ -195,6 +195,20 @@ def test_missing_headers_are_400(client: t.Any, missing: str) -> None:
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "MISSING_HEADERS"
     assert _deliveries() == []
+
+
+def test_a_delivery_without_a_webhook_id_is_taken_and_its_byte_identical_repeat_is_a_duplicate(client: t.Any) -> None:
+    """No X-Shopify-Webhook-Id: 200; the same bytes again are a duplicate, other bytes a new delivery."""
+    first, other = b'{"id": 1}', b'{"id": 2}'
+
+    def post(body: bytes) -> t.Any:
+        headers = _headers(body)
+        del headers["X-Shopify-Webhook-Id"]
+        return client.post("/webhooks", data=body, headers=headers)
+
+    assert (post(first).status_code, post(first).get_json()) == (200, {"status": "duplicate"})
+    assert post(other).get_json() == {"status": "ignored"}
+    assert [row.webhook_id.startswith("body-sha256:") for row in _deliveries()] == [True, True]
 
 
 @pytest.mark.parametrize("domain", ["evil.example.com", "test-shop.myshopify.com.evil.io", "a_b.myshopify.com"])

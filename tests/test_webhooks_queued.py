@@ -243,10 +243,10 @@ def test_repeat_of_a_delivery_still_queued_is_a_duplicate_without_a_second_job(
         ({"valid": False}, 401),
         ({"body": b"{not json"}, 400),
         ({"body": b"[1, 2]"}, 400),
-        ({"headers": {"X-Shopify-Webhook-Id": ""}}, 400),
+        ({"headers": {"X-Shopify-Topic": ""}}, 400),
         ({"headers": {"X-Shopify-Shop-Domain": "evil.example.com"}}, 400),
     ],
-    ids=["bad-hmac", "malformed-json", "not-an-object", "missing-webhook-id", "bad-shop-domain"],
+    ids=["bad-hmac", "malformed-json", "not-an-object", "missing-topic", "bad-shop-domain"],
 )
 def test_rejected_deliveries_store_nothing(shopify: ShopifyActions, recorder: Recorder, shop: Shop,
                                            change: dict[str, t.Any], status: int) -> None:
