@@ -501,6 +501,20 @@ def test_customers_redact_drops_that_customers_waiting_deliveries(
     assert "erase.me" not in json.dumps([d.payload for d in _deliveries()])
 
 
+def test_a_customers_redact_body_of_another_shop_drops_nothing_here(parked_app: Flask, shop: Shop) -> None:
+    """A redact body naming another shop, replayed under this shop's header, leaves this shop's deliveries queued."""
+    actions = ShopifyActions(parked_app.test_client())
+    actions.post_webhook("customers/create", customer_payload(4211, email="stay@example.com"), webhook_id="c-stay")
+    redact = {"shop_id": 2, "shop_domain": "other-shop.myshopify.com", "customer": {"id": 4211},
+              "orders_to_redact": []}
+    actions.post_webhook("customers/redact", redact, webhook_id="redact-other")
+    redact_row = next(d for d in _deliveries() if d.webhook_id == "redact-other")
+    assert process_stored_delivery(redact_row.id) == "processed"
+
+    [kept] = [d for d in _deliveries() if d.webhook_id == "c-stay"]
+    assert kept.status == "queued" and kept.payload is not None
+
+
 def test_shop_redact_deletes_the_shops_stored_bodies(parked_app: Flask, shop: Shop) -> None:
     """``shop/redact`` leaves no stored delivery of the shop behind, queued or failed."""
     actions = ShopifyActions(parked_app.test_client())

@@ -35,6 +35,7 @@ from referral_plugin.json_input import loads_cleaned
 from referral_plugin.models import Shop
 from referral_plugin.models import WebhookDelivery
 from referral_plugin.models import utcnow
+from referral_plugin.security.shop_domain import names_another_shop
 from referral_plugin.security.shop_domain import require_shop_domain
 from referral_plugin.security.signatures import verify_webhook
 from referral_plugin.webhooks.registry import Delivery
@@ -250,7 +251,8 @@ def run_handler(handler: Handler, delivery: Delivery, payload: Payload) -> None:
     customer are dropped too, or processing them would write the erased data back (queued mode).
     """
     handler(_find_shop(delivery.shop_domain), payload, delivery)
-    if delivery.topic == CUSTOMERS_REDACT:
+    # A body naming another shop was a no-op for the handler (a replay under this shop's header): so here.
+    if delivery.topic == CUSTOMERS_REDACT and not names_another_shop(payload.get("shop_domain"), delivery.shop_domain):
         from referral_plugin.webhooks.queued import forget_customer_deliveries
 
         forget_customer_deliveries(delivery.shop_domain, payload)
