@@ -428,8 +428,9 @@ def review_queue(shop: Shop, limit: int = 200) -> list[ReviewItem]:
         for referral_id, side, kind, points, amount in db.session.execute(
             select(LedgerEntry.referral_id, LedgerEntry.side, LedgerEntry.reward_kind, func.sum(LedgerEntry.points),
                    func.sum(LedgerEntry.amount))
+            # A refund during the hold voids part of it: net the VOID rows against the holds.
             .where(LedgerEntry.shop_id == shop.id, LedgerEntry.referral_id.in_(ids),
-                   LedgerEntry.entry_type == EntryType.HOLD.value)
+                   LedgerEntry.entry_type.in_((EntryType.HOLD.value, EntryType.VOID.value)))
             .group_by(LedgerEntry.referral_id, LedgerEntry.side, LedgerEntry.reward_kind)
         ):
             key = t.cast(int, referral_id)

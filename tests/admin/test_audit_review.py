@@ -52,3 +52,21 @@ def test_held_points_for_both_sides_are_told_apart(shop: Shop, history: History,
     assert "150 points" not in html
     assert "100 points <span class=\"muted\">to the advocate</span>" in html
     assert "50 points <span class=\"muted\">to the friend</span>" in html
+
+
+def test_a_partial_refund_during_the_hold_shows_what_is_left(shop: Shop, history: History,
+                                                              dashboard: Dashboard) -> None:
+    """100 points held, a quarter voided by a refund: the queue says 75 points, the overview 75 on hold."""
+    advocate, code = history.advocate("ivy@example.com", "Ivy")
+    referral = history.referral(advocate, code, "jo@example.com", "2026-11-02 12:00", status=ReferralStatus.HELD,
+                                reason="HOLD_PERIOD")
+    history.order(referral, "100.00", "2026-11-02 13:00", decision="held", reason="HOLD_PERIOD")
+    hold = history.entry(referral, advocate, EntryType.HOLD, "2026-11-02 13:00", points=100)
+    history.entry(referral, advocate, EntryType.VOID, "2026-11-03 09:00", points=-25, related=hold)
+    db.session.commit()
+
+    html = dashboard.get("/admin/review").get_data(as_text=True)
+    pending = dashboard.api("/admin/api/summary").get_json()["pending"]
+
+    assert "75 points <span class=\"muted\">to the advocate</span>" in html
+    assert pending["pointsOnHold"] == 75

@@ -679,7 +679,6 @@ def test_partial_refund_during_the_hold(app: Flask, store: Store, merchant: Merc
     reconcile(merchant, integrator, [131, 132])
 
 
-@pytest.mark.xfail(strict=True, reason="DASHBOARD: reports/summary.py _pending sums HOLD rows without their VOID rows")
 def test_points_on_hold_after_a_partial_refund_during_the_hold(store: Store, merchant: Merchant,
                                                                integrator: Integrator) -> None:
     """After a quarter of a held order is refunded, the summary's points on hold are 113 (75 + 38), not 150."""
