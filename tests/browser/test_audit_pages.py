@@ -134,3 +134,35 @@ def test_widget_invitations_read_right(demo: tuple[str, Flask], browser: t.Any, 
     assert _overflow(page) <= 1
     shot(page, f"audit-widget-{width}.png")
     assert errors == []
+
+
+@pytest.mark.parametrize("width", [1280, PHONE])
+def test_a_fresh_shop_shows_empty_states(tmp_path: Path, browser: t.Any, width: int) -> None:
+    """Right after install, every tab renders its empty state with zeros, no 'nan' or 'None', and fits the window."""
+    from tests.conftest import make_shop
+    from tests.shopify_actions import API_KEY
+    from tests.shopify_actions import API_SECRET
+    from tests.shopify_actions import session_token
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = create_app({
+        "TESTING": True, "SECRET_KEY": "browser-secret", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
+        "APP_URL": base, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'fresh.sqlite'}",
+        "HUEY_IMMEDIATE": True, "RATELIMIT_STORAGE_URI": "memory://",
+    })
+    with app.app_context():
+        db.create_all()
+        make_shop()
+    with serve(app, app, port=port, threaded=True):
+        page, errors = _page(browser, width)
+        page.route("https://cdn.shopify.com/**", lambda route: route.abort())
+        for path in ("/admin", "/admin/referrals", "/admin/review", "/admin/campaigns", "/admin/settings"):
+            response = page.goto(f"{base}{path}?id_token={session_token()}")
+            assert response is not None and response.status == 200, path
+            text = page.inner_text("main")
+            for junk in ("nan", "None", "NaN", "undefined", "inf"):
+                assert f" {junk} " not in f" {text} ".replace("\n", " "), (path, junk)
+            assert _overflow(page) <= 1, path
+            shot(page, f"audit-fresh{path.replace('/', '-')}-{width}.png")
+        assert errors == []
