@@ -23,6 +23,8 @@ def sanitize_shop_domain(raw: str | None) -> str | None:
     if raw is None:
         return None
     value = raw.strip().lower()
+    if _CANONICAL.fullmatch(value):  # what Shopify sends on every webhook and request: nothing to take apart
+        return value
     if not value or any(ch.isspace() for ch in value) or "%" in value or "\\" in value:
         return None
     for scheme in ("https://", "http://"):
