@@ -236,14 +236,16 @@ def mobile_digits(phone_e164: str | None) -> str | None:
 
 
 def parse_datetime(value: t.Any) -> dt.datetime | None:
-    """Read Shopify's ISO 8601 timestamps; None when absent or unreadable."""
+    """Read Shopify's ISO 8601 timestamps as aware UTC; None when absent, unreadable or beyond the calendar in UTC."""
     if not isinstance(value, str) or not value:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # Converted here, not when stored: 0001-01-01T00:00:00+14:00 has no UTC form (OverflowError), and a
+        # handler failing on it would fail the same way on every retry.
+        return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _str_or_none(value: t.Any) -> str | None:

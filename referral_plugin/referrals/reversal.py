@@ -207,7 +207,7 @@ def refunded_amount(refund: Mapping[str, t.Any], *, shop_currency: str | None = 
     if seen and not foreign:
         return total
     total = Decimal(0)
-    for item in refund.get("refund_line_items") or []:
+    for item in _list(refund.get("refund_line_items")):
         if isinstance(item, Mapping):
             amount = _shop_money(item.get("subtotal_set"))
             if amount is None and not foreign:

@@ -21,9 +21,6 @@ def test_triggered_at_beyond_the_calendar_is_ignored(shopify: ShopifyActions, sh
     assert response.status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="ENGINE (referrals/customers.py parse_datetime) returns these as aware "
-                                       "datetimes; models/base.py UTCDateTime's astimezone(UTC) then raises "
-                                       "OverflowError, the handler fails (500) on every retry")
 @pytest.mark.parametrize("created_at", EDGE_DATES)
 def test_customer_created_at_beyond_the_calendar_still_registers(shopify: ShopifyActions, shop: Shop,
                                                                   created_at: str) -> None:
@@ -33,8 +30,6 @@ def test_customer_created_at_beyond_the_calendar_still_registers(shopify: Shopif
     assert shopify.post_webhook("customers/create", payload).status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="ENGINE (referrals/customers.py parse_datetime): the same overflow when "
-                                       "orders/paid brings a customer not seen before (customer.created_at)")
 @pytest.mark.parametrize("created_at", EDGE_DATES)
 def test_paid_order_of_a_new_customer_with_created_at_beyond_the_calendar(shopify: ShopifyActions, shop: Shop,
                                                                           created_at: str) -> None:
