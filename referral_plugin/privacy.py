@@ -189,6 +189,8 @@ def redact_customer(shop: Shop, shopify_customer_id: int | None, *, email: str |
     _scrub_evidence(OrderAttribution, shop, customer, order_ids, needles)
     if customer is not None and needles:
         _scrub_staff_notes(shop, customer, needles)
+    if customer is not None:
+        _retire_codes(shop, customer)
 
     if shopify_customer_id is not None:
         db.session.execute(
@@ -198,6 +200,24 @@ def redact_customer(shop: Shop, shopify_customer_id: int | None, *, email: str |
         )
     db.session.flush()
     return customer
+
+
+def _retire_codes(shop: Shop, customer: Customer) -> None:
+    """Retire the erased customer's referral codes; those that are live Shopify discounts are taken down.
+
+    An erased advocate earns nothing more (``ADVOCATE_ERASED``), so a code left live would keep handing
+    friends a discount in their name, and the link would keep landing on it.
+    """
+    from referral_plugin.jobs import schedule_code_discount_sync
+
+    codes = db.session.execute(
+        select(ReferralCode).where(ReferralCode.shop_id == shop.id, ReferralCode.customer_id == customer.id,
+                                   ReferralCode.retired_at.is_(None))
+    ).scalars()
+    for code in codes:
+        code.retired_at = utcnow()
+        if code.discount_node_id:
+            schedule_code_discount_sync(code.id)
 
 
 def _name_needles(customer: Customer | None) -> set[str]:

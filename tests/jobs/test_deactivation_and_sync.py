@@ -28,6 +28,7 @@ from tests.jobs.conftest import created
 from tests.jobs.conftest import graphql_url
 from tests.jobs.conftest import sent_bodies
 from tests.jobs.conftest import user_errors
+from tests.shopify_actions import ShopifyActions
 
 NODE = "gid://shopify/DiscountCodeNode/501"
 
@@ -125,6 +126,30 @@ def test_new_code_becomes_a_live_discount_for_friends(
     assert "usageLimit" not in data
     assert data["customerGets"]["value"] == {"percentage": 0.15}
     assert data["minimumRequirement"] == {"subtotal": {"greaterThanOrEqualToSubtotal": "40.00"}}
+
+
+def test_an_erased_advocates_live_code_is_retired_and_taken_down(
+    app: Flask, shop: Shop, campaign: Campaign, advocate: Customer, shopify: ShopifyActions,
+    mocked_responses: responses_lib.RequestsMock,
+) -> None:
+    """customers/redact of an advocate retires their code and deactivates its Shopify discount, once."""
+    url = graphql_url(app)
+    mocked_responses.post(url, json=created(NODE))
+    mocked_responses.post(url, json=deactivated())
+    friend_discount_campaign(campaign)
+    code = get_or_create_code(shop, advocate, campaign)
+    db.session.commit()
+    redact = {"shop_id": 1, "shop_domain": shop.shopify_domain,
+              "customer": {"id": advocate.shopify_customer_id, "email": "ada@example.com"}, "orders_to_redact": []}
+
+    for webhook_id in ("redact-ada", "redact-ada-again"):
+        assert shopify.post_webhook("customers/redact", redact, webhook_id=webhook_id).status_code == 200
+
+    db.session.refresh(code)
+    assert code.retired_at is not None and code.discount_node_id is None
+    bodies = sent_bodies(mocked_responses)
+    assert ["discountCodeDeactivate" in body["query"] for body in bodies] == [False, True]
+    assert bodies[1]["variables"] == {"id": NODE}
 
 
 def test_code_sync_adopts_an_existing_discount_then_updates_it(
