@@ -147,14 +147,6 @@ def _start_request() -> None:
     g.request_started = time.perf_counter()
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-    if request.blueprint == "webhooks":
-        # From the headers: available even when the body is rejected. The intake may refine them.
-        headers = request.headers
-        set_webhook_context(
-            shop_domain=headers.get("X-Shopify-Shop-Domain") or headers.get("Shopify-Shop-Domain"),
-            topic=headers.get("X-Shopify-Topic") or headers.get("Shopify-Topic"),
-            webhook_id=headers.get("X-Shopify-Webhook-Id") or headers.get("Shopify-Webhook-Id"),
-        )
 
 
 def _finish_request(response: Response) -> Response:

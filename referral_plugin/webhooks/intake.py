@@ -32,6 +32,7 @@ from referral_plugin.errors import InvalidSignature
 from referral_plugin.errors import MissingHeaders
 from referral_plugin.extensions import db
 from referral_plugin.json_input import loads_cleaned
+from referral_plugin.json_input import surely_object
 from referral_plugin.models import Shop
 from referral_plugin.models import WebhookDelivery
 from referral_plugin.models import utcnow
@@ -78,7 +79,12 @@ class IntakeResult:
         return 500 if self.status == FAILED else 200
 
 
-def shopify_headers(headers: HeaderSource) -> dict[str, str]:
+#: A delivery's Shopify headers by lower-case name without prefix (``topic``, ``hmac-sha256``), from
+#: :func:`shopify_headers`.
+ShopifyHeaders = dict[str, str]
+
+
+def shopify_headers(headers: HeaderSource) -> ShopifyHeaders:
     """Return the non-empty Shopify headers by name without prefix (``X-Shopify-`` or ``Shopify-``, any case).
 
     One pass over the headers: the first of two spellings of one name wins.
@@ -98,11 +104,6 @@ def shopify_headers(headers: HeaderSource) -> dict[str, str]:
     return found
 
 
-def shopify_header(headers: HeaderSource, name: str) -> str | None:
-    """Return the Shopify header ``name`` (e.g. ``topic``), prefixed ``X-Shopify-`` or ``Shopify-``, any case."""
-    return shopify_headers(headers).get(name)
-
-
 def parse_triggered_at(raw: str | None) -> dt.datetime | None:
     """Parse ``X-Shopify-Triggered-At`` (ISO 8601, usually with ``Z``) to aware UTC; None when unreadable."""
     if not raw:
@@ -116,7 +117,7 @@ def parse_triggered_at(raw: str | None) -> dt.datetime | None:
         return None
 
 
-def _delivery_from(found: dict[str, str], body: bytes) -> Delivery:
+def _delivery_from(found: ShopifyHeaders, body: bytes) -> Delivery:
     """Read the delivery's metadata from the Shopify headers :func:`shopify_headers` found.
 
     Shopify always sends ``X-Shopify-Webhook-Id``; a signed delivery without one (a hand-made retry, a test
@@ -166,29 +167,35 @@ def parse_payload(body: bytes) -> Payload:
     return payload
 
 
-def verify_request(body: bytes, headers: HeaderSource, secret: str,
-                   old_secret: str | None = None) -> tuple[Delivery, Payload]:
-    """Check signature, headers and body, in that order, before anything is stored.
+def check_payload(body: bytes) -> None:
+    """Check the body as :func:`parse_payload` does, without keeping what it builds (a job parses it again).
+
+    :raise BadRequest: when :func:`parse_payload` would.
+    """
+    if not surely_object(body):
+        parse_payload(body)
+
+
+def verify_delivery(body: bytes, found: ShopifyHeaders, secret: str, old_secret: str | None = None) -> Delivery:
+    """Check the signature, then the headers, before anything reads the body; return the delivery they describe.
 
     :raise InvalidSignature: (401) when the HMAC header is missing or wrong.
-    :raise BadRequest: (400) when the body is empty or not a JSON object, or headers are missing or bad.
+    :raise BadRequest: (400) when the body is empty, or headers are missing or bad.
     """
-    found = shopify_headers(headers)
     signature = found.get("hmac-sha256")
     if not signature:
         raise InvalidSignature("X-Shopify-Hmac-Sha256 is missing")
     if not body:
         raise BadRequest("webhook body is empty", code="MISSING_BODY")
     verify_webhook(body, signature, secret, old_secret)
-    delivery = _delivery_from(found, body)
-    return delivery, parse_payload(body)
+    return _delivery_from(found, body)
 
 
-def receive_webhook(body: bytes, headers: HeaderSource, *, secret: str,
+def receive_webhook(body: bytes, found: ShopifyHeaders, *, secret: str,
                     old_secret: str | None = None) -> IntakeResult:
     """Verify, record and dispatch one webhook delivery; see the module docstring for the guarantees."""
-    delivery, payload = verify_request(body, headers, secret, old_secret)
-    return process_delivery(delivery, payload)
+    delivery = verify_delivery(body, found, secret, old_secret)
+    return process_delivery(delivery, parse_payload(body))
 
 
 def _insert_delivery(delivery: Delivery, status: str, error: str | None = None) -> None:

@@ -1,7 +1,8 @@
 """Queued intake (``WEBHOOK_PROCESSING=queued``): answer Shopify after one durable insert, process in a job.
 
-The request verifies the HMAC on the raw bytes, checks the headers, parses the JSON (so a malformed body
-is still a 400) and then does one statement, committed on its own (autocommit): ``INSERT ... ON CONFLICT DO
+The request verifies the HMAC on the raw bytes, checks the headers and that the body is a JSON object (so a
+malformed body is still a 400; :func:`~referral_plugin.json_input.surely_object` checks without keeping what it
+builds) and then does one statement, committed on its own (autocommit): ``INSERT ... ON CONFLICT DO
 NOTHING RETURNING id`` of the delivery with its raw body and status ``queued``. Once it is committed it hands
 ``webhooks.process_delivery`` to the process's :class:`~referral_plugin.job_batcher.JobBatcher` and answers 200;
 the batcher's thread puts the jobs of all deliveries that arrived within a few milliseconds on the queue in one
@@ -55,11 +56,12 @@ from referral_plugin.webhooks.intake import DUPLICATE
 from referral_plugin.webhooks.intake import FAILED
 from referral_plugin.webhooks.intake import IGNORED
 from referral_plugin.webhooks.intake import PROCESSED
-from referral_plugin.webhooks.intake import HeaderSource
 from referral_plugin.webhooks.intake import IntakeResult
+from referral_plugin.webhooks.intake import ShopifyHeaders
+from referral_plugin.webhooks.intake import check_payload
 from referral_plugin.webhooks.intake import error_text
 from referral_plugin.webhooks.intake import run_handler
-from referral_plugin.webhooks.intake import verify_request
+from referral_plugin.webhooks.intake import verify_delivery
 from referral_plugin.webhooks.intake_connections import intake_connections
 from referral_plugin.webhooks.registry import Delivery
 from referral_plugin.webhooks.registry import handler_for
@@ -90,10 +92,11 @@ _C = _TABLE.c
 # --- Intake (the request) ------------------------------------------------------------------------------------
 
 
-def accept_webhook(body: bytes, headers: HeaderSource, *, secret: str,
+def accept_webhook(body: bytes, found: ShopifyHeaders, *, secret: str,
                    old_secret: str | None = None) -> IntakeResult:
     """Verify one delivery like the inline intake, store it with its raw body and enqueue its processing."""
-    delivery, _payload = verify_request(body, headers, secret, old_secret)
+    delivery = verify_delivery(body, found, secret, old_secret)
+    check_payload(body)
     return store_delivery(delivery, body)
 
 

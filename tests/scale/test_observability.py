@@ -22,6 +22,7 @@ from referral_plugin.models import LedgerEntry
 from referral_plugin.models import RewardKind
 from referral_plugin.models import Shop
 from referral_plugin.models import Side
+from referral_plugin.webhooks import registry
 from tests.shopify_actions import ShopifyActions
 from tests.shopify_actions import load_payload
 
@@ -127,26 +128,30 @@ def test_committed_ledger_rows_are_counted_and_rolled_back_ones_are_not(app: Fla
 
 
 def test_json_logs_carry_request_and_webhook_fields(app_config: dict[str, t.Any]) -> None:
-    """With LOG_FORMAT=json each line is a JSON object with the request id, shop, topic and webhook id."""
+    """With LOG_FORMAT=json a line a handler writes is a JSON object with the request id, shop, topic, webhook id."""
     app = create_app({**app_config, "LOG_FORMAT": "json"})
-    handler = next(h for h in logging.getLogger("referral_plugin").handlers if hasattr(h, "setStream"))
-    stream = io.StringIO()
-    t.cast(logging.StreamHandler[t.Any], handler).setStream(stream)
-    headers = {
-        "X-Request-Id": "req-77",
-        "X-Shopify-Topic": "orders/paid",
-        "X-Shopify-Shop-Domain": "test-shop.myshopify.com",
-        "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
-    }
-    with app.test_request_context("/webhooks", method="POST", headers=headers):
-        app.preprocess_request()
+    stream = _json_log_lines(app)
+    topic = "referral-plugin-test/logs"
+
+    def handler(shop: Shop | None, payload: dict[str, t.Any], delivery: t.Any) -> None:
         logging.getLogger("referral_plugin.webhooks.intake").warning("handler failed", extra={"attempt": 2})
-    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+
+    registry.register(topic, handler)
+    try:
+        with app.app_context():
+            db.create_all()
+            shopify = ShopifyActions(app.test_client(), app.config["SHOPIFY_API_SECRET"])
+            shopify.post_webhook(topic, {"id": 1}, webhook_id="b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+                                 headers={"X-Request-Id": "req-77"})
+            db.drop_all()
+    finally:
+        registry._HANDLERS.pop(topic, None)
+    line = next(json.loads(line) for line in stream.getvalue().splitlines() if "handler failed" in line)
     assert line["message"] == "handler failed"
     assert line["level"] == "warning"
     assert line["request_id"] == "req-77"
     assert line["shop"] == "test-shop.myshopify.com"
-    assert line["topic"] == "orders/paid"
+    assert line["topic"] == topic
     assert line["webhook_id"] == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
     assert line["attempt"] == 2
 
