@@ -68,14 +68,12 @@ def init_limiter(app: Flask, blueprints: list[Blueprint]) -> Limiter:
         key_prefix="referral-plugin-api",
     )
     limiter.init_app(app)
-    limited = frozenset(blueprint.name for blueprint in blueprints)
-
-    @limiter.request_filter
-    def outside_the_api() -> bool:
-        # The limiter checks every request of the app; without this, each webhook, widget and dashboard request
-        # would still walk its blueprint and exemption lookups (about 0.1 ms) only to find no limit.
-        return request.blueprint not in limited
-
+    # init_app checks every request of the app: each webhook, widget and dashboard request would walk the
+    # limiter's blueprint and exemption lookups (about 0.05 ms) only to find no limit. The check runs first among
+    # the API blueprints' own hooks instead, so a flood of made-up keys is still limited before any key lookup.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)  # noqa: SLF001 - the hook init_app added
+    for blueprint in blueprints:
+        app.before_request_funcs.setdefault(blueprint.name, []).insert(0, limiter._check_request_limit)  # noqa: SLF001
     shared = limiter.shared_limit(_limit_value, scope=SCOPE, key_func=rate_limit_key)
     for blueprint in blueprints:
         shared(blueprint)
