@@ -211,6 +211,21 @@ def test_a_delivery_without_a_webhook_id_is_taken_and_its_byte_identical_repeat_
     assert [row.webhook_id.startswith("body-sha256:") for row in _deliveries()] == [True, True]
 
 
+def test_unprefixed_and_odd_case_header_names_are_read(client: t.Any) -> None:
+    """Shopify's newer un-prefixed ``shopify-*`` names, in any case, work like the ``X-Shopify-*`` ones."""
+    body = b'{"id": 7}'
+    headers = {
+        "shopify-topic": UNKNOWN_TOPIC,
+        "SHOPIFY-HMAC-SHA256": webhook_hmac(body, "hush"),
+        "Shopify-Shop-Domain": SHOP,
+        "x-SHOPIFY-webhook-ID": "odd-case-1",
+    }
+    response = client.post("/webhooks", data=body, headers=headers)
+    assert response.get_json() == {"status": "ignored"}
+    [row] = _deliveries()
+    assert (row.topic, row.shop_domain, row.webhook_id) == (UNKNOWN_TOPIC, SHOP, "odd-case-1")
+
+
 @pytest.mark.parametrize("domain", ["evil.example.com", "test-shop.myshopify.com.evil.io", "a_b.myshopify.com"])
 def test_invalid_shop_domain_is_400(client: t.Any, domain: str) -> None:
     """A shop domain header that is not {handle}.myshopify.com is 400."""

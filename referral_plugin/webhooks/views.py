@@ -26,7 +26,7 @@ def receive(topic_path: str | None = None) -> tuple[Response, int]:
     """
     # The HMAC covers the exact bytes Shopify sent: read them before anything parses the body.
     body = request.get_data(cache=True)
-    found = intake.shopify_headers(request.headers)
+    found = intake.shopify_headers(request.environ)
     # Before verification: a refused delivery is logged with the shop, topic and id it claimed.
     set_webhook_context(shop_domain=found.get("shop-domain"), topic=found.get("topic"),
                         webhook_id=found.get("webhook-id"))
