@@ -336,10 +336,11 @@ def _decimal(value: t.Any, field: str) -> Decimal:
         raise ValidationError("A number is required.", field=field) from None
     if not number.is_finite():
         raise ValidationError("A number is required.", field=field)
-    if number != number.quantize(Decimal("0.01")):
-        raise ValidationError("At most two decimal places.", field=field)
+    # Size first: quantize raises InvalidOperation past the context's 28 digits (1e309, thirty nines).
     if abs(number) > _MAX_VALUE:
         raise ValidationError("The value is too large.", field=field)
+    if number != number.quantize(Decimal("0.01")):
+        raise ValidationError("At most two decimal places.", field=field)
     return number
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import typing as t
 from dataclasses import dataclass
@@ -118,6 +119,27 @@ def _offer(campaign: Campaign | None) -> t.Any:
     return describe_offer(campaign)
 
 
+#: Longest friend's name an invitation email greets; Shopify's own name fields rarely need more.
+GREETING_NAME_MAX = 40
+#: What a name does not hold: a link, an address, markup or template braces.
+_NOT_A_NAME = re.compile(r"://|www\.|@|[<>{}\[\]]|\.(?:com|net|org|info|biz|io|co|ru|xyz|top)\b", re.IGNORECASE)
+
+
+def greeting_name(name: str | None) -> str | None:
+    """Return the friend's name as the invitation email greets them, or None to greet them plainly.
+
+    The advocate types it and the shop's address sends it to a stranger, so it must not carry a message: only
+    what reads as a name (one line, at most four words and :data:`GREETING_NAME_MAX` characters, no link or
+    address) is used.
+    """
+    if not name:
+        return None
+    cleaned = " ".join(name.split())
+    if not cleaned or len(cleaned) > GREETING_NAME_MAX or len(cleaned.split()) > 4 or _NOT_A_NAME.search(cleaned):
+        return None
+    return cleaned
+
+
 def build_invitation(invitation_id: int) -> Email | None:
     """Build the email inviting a friend, or None when it is not an unsent email invitation."""
     invitation = db.session.get(Invitation, invitation_id)
@@ -138,13 +160,14 @@ def build_invitation(invitation_id: int) -> Email | None:
     shop_name = shop.name or shop.shopify_domain
     advocate_name = advocate.first_name or advocate.display_name
     link = _invite_link(shop, code)
+    friend = greeting_name(invitation.name)
     context = {
-        "shop": shop, "shop_name": shop_name, "invitation": invitation, "friend_name": invitation.name,
+        "shop": shop, "shop_name": shop_name, "invitation": invitation, "friend_name": friend,
         "advocate": advocate, "advocate_name": advocate_name, "code": code.code if code else None,
         "invite_link": link, "offer": _offer(campaign),
     }
     subject = _render("email/invitation_subject.txt", f"{advocate_name} invited you to {shop_name}", **context)
-    greeting = f"Hi {invitation.name}," if invitation.name else "Hi,"
+    greeting = f"Hi {friend}," if friend else "Hi,"
     text = _render(
         "email/invitation.txt",
         f"{greeting}\n\n{advocate_name} thinks you'll love {shop_name}.\n\nShop with their link: {link}\n",

@@ -93,6 +93,8 @@ def test_create_campaign_validates_and_audits(shop: Shop) -> None:
     ({"name": "x", "advocate_reward_value": 10.5}, "advocate_reward_value"),
     ({"name": "x", "friend_reward_kind": "fixed_amount", "friend_reward_value": -5}, "friend_reward_value"),
     ({"name": "x", "min_order_subtotal": -1}, "min_order_subtotal"),
+    ({"name": "x", "min_order_subtotal": "1e309"}, "min_order_subtotal"),
+    ({"name": "x", "friend_reward_kind": "fixed_amount", "friend_reward_value": "9" * 30}, "friend_reward_value"),
     ({"name": "x", "advocate_cap": 0}, "advocate_cap"),
     ({"name": "x", "advocate_cap": 2**31}, "advocate_cap"),
     ({"name": "x", "hold_days": "soon"}, "hold_days"),

@@ -57,6 +57,22 @@ def test_email_invitation_is_sent_with_text_and_html(shopify: ShopifyActions, ad
     assert invitation.email_sent_at is not None
 
 
+@pytest.mark.parametrize("typed", [
+    "Buy cheap pills at pharma.example.com now", "see https://spam.example", "x" * 41, "call 555 0100 today ok",
+    "<b>Bea</b>", "bea@example.com",
+])
+def test_a_typed_name_that_is_not_a_name_is_not_mailed(shopify: ShopifyActions, advocate: Customer,
+                                                        advocate_code: ReferralCode, smtp_server: Mailbox,
+                                                        typed: str) -> None:
+    """The advocate types the friend's name and the shop's address sends it: a message or a link is not greeted."""
+    _invite(shopify, [{"email": "cy@example.com", "name": typed}])
+    [message] = smtp_server.messages
+    text = next(part.get_payload(decode=True).decode() for part in message.walk()
+                if part.get_content_type() == "text/plain")
+    assert text.startswith("Hi,")
+    assert typed not in text and typed not in str(message["Subject"])
+
+
 def test_mobile_friends_and_duplicates_send_no_email(shopify: ShopifyActions, advocate: Customer,
                                                      smtp_server: Mailbox) -> None:
     """Only newly created email invitations are mailed; a number gets an sms: link, a repeat nothing."""
@@ -78,4 +94,4 @@ def test_hostile_names_are_escaped_in_the_email(shopify: ShopifyActions, advocat
     assert message["Bcc"] is None
     html = next(p for p in message.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
     assert "<script>x</script>" not in html and "<b>Ana</b>" not in html
-    assert "&lt;script&gt;" in html
+    assert "&lt;b&gt;Ana&lt;/b&gt;" in html  # escaped; the friend's "name" is markup, so it is not greeted at all
