@@ -60,6 +60,10 @@ class LedgerEntry(Base):
         # The summary's points on hold: hold rows only (a few), read from the index by shop and referral.
         Index("ix_ledger_entries_shop_holds", "shop_id", "referral_id", "points", "available_at",
               sqlite_where=text("entry_type = 'hold'"), postgresql_where=text("entry_type = 'hold'")),
+        # ... net of the void rows a refund during the hold writes (rarer still): found from the shop, not from
+        # every held referral.
+        Index("ix_ledger_entries_shop_voids", "shop_id", "referral_id", "points",
+              sqlite_where=text("entry_type = 'void'"), postgresql_where=text("entry_type = 'void'")),
         # The Capillary lookup: a customer's rows in a campaign, counted and paged in order from the index.
         Index("ix_ledger_entries_shop_customer_created", "shop_id", "customer_id", "campaign_id", "created_at", "id"),
     )

@@ -514,27 +514,29 @@ def _pending(shop: Shop) -> dict[str, t.Any]:
         )
     ).scalar()
     # A refund during the hold voids part of it (a negative VOID row tied to the hold): what is still on hold
-    # is the holds net of those. Rare rows, so their own query, leaving the partial-index path above alone.
+    # is the holds net of those. Rare rows: read from their own partial index (the state a literal, as above).
     voided_points = db.session.execute(
         select(func.sum(LedgerEntry.points))
         .join(Referral, Referral.id == LedgerEntry.referral_id)
-        .where(Referral.shop_id == shop.id, Referral.status == ReferralStatus.HELD.value,
-               LedgerEntry.shop_id == shop.id, LedgerEntry.entry_type == EntryType.VOID.value)
+        .where(LedgerEntry.shop_id == shop.id,
+               LedgerEntry.entry_type == literal_column(f"'{EntryType.VOID.value}'"),
+               Referral.shop_id == shop.id, Referral.status == ReferralStatus.HELD.value)
     ).scalar()
     held_points = int(held_points or 0) + int(voided_points or 0)
-    # A referral held for review is released by the merchant, never on its hold date: no release date.
-    next_release, next_hold = db.session.execute(
-        select(func.min(LedgerEntry.available_at), func.min(Referral.hold_until))
-        .select_from(Referral)
-        .outerjoin(LedgerEntry, and_(LedgerEntry.referral_id == Referral.id, LedgerEntry.shop_id == shop.id,
-                                     LedgerEntry.entry_type == EntryType.HOLD.value))
+    # A referral held for review is released by the merchant, never on its hold date: no release date. Its hold
+    # rows are released at the referral's hold_until, so the earliest one is the next release: walked in date
+    # order from the index, stopping at the first referral not waiting for review.
+    next_release = db.session.execute(
+        select(Referral.hold_until)
         .where(Referral.shop_id == shop.id, Referral.status == ReferralStatus.HELD.value,
+               Referral.hold_until.is_not(None),
                or_(Referral.reason.is_(None), Referral.reason.not_in(sorted(REVIEW_REASON_CODES))))
-    ).one()
-    release = next_release or next_hold
+        .order_by(Referral.hold_until)
+        .limit(1)
+    ).scalar()
     return {
         "heldReferrals": int(by_status.get(ReferralStatus.HELD.value, 0)),
         "awaitingFirstOrder": int(by_status.get(ReferralStatus.PENDING.value, 0)),
         "pointsOnHold": max(0, held_points),
-        "nextReleaseAt": release.isoformat() if release else None,
+        "nextReleaseAt": next_release.isoformat() if next_release else None,
     }
