@@ -523,51 +523,56 @@ ANALYSIS = [
     "- **Inline ingest (the default) does its work before answering.** One `orders/paid` delivery costs about "
     "9 ms of CPU in-process on SQLite and 12 ms on PostgreSQL (about 25 SQL statements; the rest is Python: ORM, "
     "attribution, qualification, the ledger), against 0.3 ms for the HMAC-only baseline, so the ratio stays near "
-    "0.04-0.05 whatever the database: 100-117 deliveries/s here against about 2,200-2,500 for the baseline.",
+    "0.04-0.05 whatever the database: 100-115 deliveries/s here against about 2,500-2,650 for the baseline.",
     "- **Queued ingest (`WEBHOOK_PROCESSING=queued`) answers after one insert.** The request verifies the HMAC, "
-    "checks headers and JSON, runs one autocommitted `INSERT ... ON CONFLICT DO NOTHING RETURNING id` on a "
-    "connection its thread keeps open, parks the job in the process's batcher (a thread that hands the jobs of "
-    "every delivery accepted in the last 20 ms to Redis in one `LPUSH`), and answers 200; a consumer runs the "
-    "same handler later. In-process (Flask test client, PostgreSQL on loopback) that is 1.1 ms of CPU per "
-    "delivery against 0.33 ms for the baseline route. Under load on this machine (measured apart from this run: "
-    "the same servers and load at 200 in flight, sync workers, CPU time per process read from `/proc` before and "
-    "after): 1.37 ms in the gunicorn worker (baseline 0.55), 0.24 ms in the "
-    "PostgreSQL backend, 0.01 ms in Redis, and 0.42 ms in the load generator (0.31): 2.06 ms of the two cores per "
-    "accepted delivery against 0.88 ms for the baseline.",
-    "- **The web tier alone accepts 0.40-0.44x of the baseline on PostgreSQL.** The `consumer after the load` "
-    "rows are what Shopify sees during a burst when the consumers run on other machines: 907-973 deliveries/s "
-    "at 200 and 50 in flight (inline: 100-103), p99 342 ms at 200 (inline 2.3 s). The previous run of this "
-    "benchmark, before the batcher, the kept connection and sync workers, measured 0.34-0.36x (762-776/s, p99 "
-    "565 ms). 0.5x needs the whole accepted path to cost at most twice a request that does nothing, about 1.75 ms "
-    "here; what is left above the baseline is one database round trip through SQLAlchemy and psycopg (the largest "
-    "part, about 0.45 ms of worker CPU under load against 0.2 ms on an idle machine), the 11 KB JSON check and the "
-    "webhook's log line and metrics. Steps not taken: executing the insert on the raw driver connection (0.1 ms "
-    "in-process), an async server, or making Redis the durable store (which would trade away the database row "
-    "that makes redelivery and exactly-once safe).",
-    "- **One machine for everything halves it again.** With the consumer running during the load (the `during` "
+    "reads the Shopify headers from the WSGI environ, checks the body is a JSON object (orjson when it can be sure, "
+    "else the full parse), runs one autocommitted `INSERT ... ON CONFLICT DO NOTHING RETURNING id` (compiled once "
+    "by SQLAlchemy, run on a driver cursor kept with the thread's connection), parks the job in the process's "
+    "batcher (one `LPUSH` per 20 ms of deliveries), logs its one request line and answers 200; a consumer runs the "
+    "same handler later. Under load on this machine (measured apart from this run: the same servers and load at 200 "
+    "in flight, sync workers, CPU time per process read from `/proc` before and after): 1.03-1.08 ms in the "
+    "gunicorn worker (baseline 0.52), 0.21-0.22 ms in the PostgreSQL backend, 0.01 ms in Redis and 0.40 ms in the "
+    "load generator (0.33): about 1.70 ms of the two cores per accepted delivery against 0.87 ms for the baseline.",
+    "- **The web tier alone accepts 0.46-0.48x of the baseline on PostgreSQL.** The `consumer after the load` rows "
+    "are what Shopify sees during a burst when the consumers run on other machines: 1,196-1,234 deliveries/s at "
+    "200 and 50 in flight (inline: 100-106), p99 222 ms at 200 and 46 ms at 50. Earlier runs: 0.34-0.36x (762-776/s) "
+    "before the batcher and the kept connection, 0.40-0.44x (907-973/s) last session; this session's run before "
+    "the last two changes measured 0.48-0.49x (1,198-1,264/s), so runs vary by about 0.03. What moved it this "
+    "session: the insert on the driver cursor (about 0.15 ms of worker CPU), one log line per request instead of "
+    "the app's line plus gunicorn's access line (about 0.1 ms), the body check with orjson, and neither the rate "
+    "limiter nor a second header read on non-API requests. Some of these made the baseline cheaper too (it is a "
+    "route of the same server: the limiter, the access log), which lowers the ratio while raising both rates. "
+    "0.5x needs the accepted path to cost at most twice a request that does nothing; what is left above it is the "
+    "database round trip (about 0.13 ms of the worker's CPU under load, twice what the same insert costs in a "
+    "tight loop: the request leaves the caches cold), the JSON check, the metrics and the job hand-off. Steps not "
+    "taken: an async server, or Redis as the durable store (which would trade away the database row that makes "
+    "redelivery and exactly-once safe).",
+    "- **One machine for everything costs a third.** With the consumer running during the load (the `during` "
     "rows), it and the PostgreSQL backends serving its ~25 statements per delivery take a core, and queued ingest "
-    "accepts 0.15-0.19x of the baseline (300-356 deliveries/s, 3-3.6x inline; p99 0.9 s at 200). End to end one "
-    "consumer process works off 57-64 deliveries/s on PostgreSQL and 93-98 on SQLite: it is bound to one core by "
-    "the GIL, so a burst of 3,000 takes about a minute to drain (the `drain s` column). Run consumers on their own "
-    "machines and add processes for the sustained order rate; the web tier keeps the accept rate of the `after` "
-    "rows.",
+    "accepts 0.27-0.28x of the baseline (495-735 deliveries/s, 5-7x inline; last session 0.15-0.19x). End to end "
+    "one consumer process works off 57-62 deliveries/s on PostgreSQL and 89-97 on SQLite: it is bound to one core "
+    "by the GIL, so a burst of 3,000 takes about a minute to drain (the `drain s` column). Run consumers on their "
+    "own machines and add processes for the sustained order rate; the web tier keeps the accept rate of the "
+    "`after` rows.",
     "- **SQLite serializes writers**: while a consumer runs, its job transaction holds the only write lock for its "
     "~25 statements and the intake's insert waits for it, so queued ingest on SQLite accepts no more than inline "
-    "(94-98 deliveries/s); with the consumer after the burst it accepts 774/s (0.32x). PostgreSQL takes writes "
-    "from every worker at once.",
+    "(89-90 deliveries/s); with the consumer after the burst it accepts 821-849/s (0.28-0.32x). PostgreSQL takes "
+    "writes from every worker at once.",
     "- **p99 at 200 concurrent deliveries is bounded below by Little's law**: with a closed loop of 200 in flight, "
     "mean latency is about 200 / throughput. A p99 under 50 ms at 200 in flight needs more than 4,000 "
-    "deliveries/s, about twice what this machine's two cores give even the baseline route, which does almost "
-    "nothing and is itself at 94-105 ms p99 here. At 50 in flight queued ingest answers with p99 61 ms. "
-    "Shopify's budget is 5 s per delivery.",
+    "deliveries/s, about 1.6 times what this machine's two cores give even the baseline route, which does almost "
+    "nothing and is itself at 92-95 ms p99 here. At 50 in flight queued ingest answers with p99 46 ms. Shopify's "
+    "budget is 5 s per delivery.",
     "- **The ingest servers ran sync workers** (`--web-threads 1`, see the machine section): the recommended shape "
-    "for a tier that only takes webhooks (README, Running in production). With gunicorn's default of 4 threads per "
-    "worker the same accepted delivery costs about 1.66 ms of worker CPU instead of 1.37, and the baseline 0.74 "
-    "instead of 0.55 (measured as above).",
+    "for a tier that only takes webhooks (README, Running in production). Measured last session, gunicorn's "
+    "default of 4 threads per worker cost about 0.3 ms more worker CPU per accepted delivery (1.66 ms against "
+    "1.37) and 0.2 ms more per baseline request.",
     "- **Lookups and the widget are bounded by per-request overhead** (API-key check, session, a handful of "
     "indexed queries, JSON/HTML rendering); their cost does not grow with the number of referrals because every "
     "query goes through a `(shop_id, ...)` index. The summary's 365-day figure reads a roll-up of closed days "
-    "that the `reports.warm_summaries` job keeps built; its cold first build is in the raw output below.",
+    "that the `reports.warm_summaries` job keeps built; its cold first build is in the raw output below. Its "
+    "pending panel reads held points net of refunds from two partial indexes (hold rows, void rows): a first "
+    "version of that change this session looked up every held referral's rows and took the summary to 246-257 ms.",
 ]
 
 
