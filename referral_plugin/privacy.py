@@ -535,12 +535,8 @@ def gdpr_group() -> None:
     """Privacy tools: export what is held on a customer, and the data requests Shopify sent."""
 
 
-@gdpr_group.command("export")
-@click.argument("shop_domain")
-@click.argument("customer_id", type=int)
-@with_appcontext
-def export_command(shop_domain: str, customer_id: int) -> None:
-    """Print as JSON everything held on CUSTOMER_ID (a Shopify customer id) of SHOP_DOMAIN."""
+def _cli_shop(shop_domain: str) -> Shop:
+    """Return the shop a command names; a usage error when the domain is bad or no such shop is known."""
     try:
         domain = require_shop_domain(shop_domain)
     except InvalidShopDomain as exc:
@@ -548,6 +544,16 @@ def export_command(shop_domain: str, customer_id: int) -> None:
     shop = db.session.execute(select(Shop).where(Shop.shopify_domain == domain)).scalar_one_or_none()
     if shop is None:
         raise click.ClickException(str(NotFound(f"no shop {domain}").message))
+    return shop
+
+
+@gdpr_group.command("export")
+@click.argument("shop_domain")
+@click.argument("customer_id", type=int)
+@with_appcontext
+def export_command(shop_domain: str, customer_id: int) -> None:
+    """Print as JSON everything held on CUSTOMER_ID (a Shopify customer id) of SHOP_DOMAIN."""
+    shop = _cli_shop(shop_domain)
     click.echo(json.dumps(export_customer(shop, customer_id), indent=2, sort_keys=True))
 
 
@@ -557,23 +563,17 @@ def export_command(shop_domain: str, customer_id: int) -> None:
 @with_appcontext
 def requests_command(shop_domain: str, request_id: str | None) -> None:
     """List the customers/data_request exports stored for SHOP_DOMAIN, or print one to hand to the merchant."""
-    try:
-        domain = require_shop_domain(shop_domain)
-    except InvalidShopDomain as exc:
-        raise click.BadParameter(exc.message, param_hint="SHOP_DOMAIN") from None
-    shop = db.session.execute(select(Shop).where(Shop.shopify_domain == domain)).scalar_one_or_none()
-    if shop is None:
-        raise click.ClickException(str(NotFound(f"no shop {domain}").message))
+    shop = _cli_shop(shop_domain)
     query = select(DataExport).where(DataExport.shop_id == shop.id).order_by(DataExport.created_at, DataExport.id)
     if request_id is not None:
         export = db.session.execute(query.where(DataExport.data_request_id == request_id)).scalars().first()
         if export is None:
-            raise click.ClickException(f"no stored data request {request_id!r} for {domain}")
+            raise click.ClickException(f"no stored data request {request_id!r} for {shop.shopify_domain}")
         click.echo(json.dumps(export.payload, indent=2, sort_keys=True))
         return
     exports = db.session.execute(query).scalars().all()
     if not exports:
-        click.echo(f"No data requests stored for {domain}.")
+        click.echo(f"No data requests stored for {shop.shopify_domain}.")
     for export in exports:
         click.echo(f"{export.data_request_id}\tcustomer {export.shopify_customer_id}\t"
                    f"received {export.created_at.isoformat(timespec='seconds')}")
