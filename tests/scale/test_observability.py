@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import typing as t
+from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -127,33 +128,16 @@ def test_committed_ledger_rows_are_counted_and_rolled_back_ones_are_not(app: Fla
     assert _sample("referral_ledger_entries_total", **labels) == before + 1
 
 
-def test_json_logs_carry_request_and_webhook_fields(app_config: dict[str, t.Any]) -> None:
-    """With LOG_FORMAT=json a line a handler writes is a JSON object with the request id, shop, topic, webhook id."""
+@pytest.fixture
+def json_app(app_config: dict[str, t.Any]) -> Iterator[Flask]:
+    """Return an app that logs JSON, with its tables; its connections are closed afterwards."""
     app = create_app({**app_config, "LOG_FORMAT": "json"})
-    stream = _json_log_lines(app)
-    topic = "referral-plugin-test/logs"
-
-    def handler(shop: Shop | None, payload: dict[str, t.Any], delivery: t.Any) -> None:
-        logging.getLogger("referral_plugin.webhooks.intake").warning("handler failed", extra={"attempt": 2})
-
-    registry.register(topic, handler)
-    try:
-        with app.app_context():
-            db.create_all()
-            shopify = ShopifyActions(app.test_client(), app.config["SHOPIFY_API_SECRET"])
-            shopify.post_webhook(topic, {"id": 1}, webhook_id="b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
-                                 headers={"X-Request-Id": "req-77"})
-            db.drop_all()
-    finally:
-        registry._HANDLERS.pop(topic, None)
-    line = next(json.loads(line) for line in stream.getvalue().splitlines() if "handler failed" in line)
-    assert line["message"] == "handler failed"
-    assert line["level"] == "warning"
-    assert line["request_id"] == "req-77"
-    assert line["shop"] == "test-shop.myshopify.com"
-    assert line["topic"] == topic
-    assert line["webhook_id"] == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
-    assert line["attempt"] == 2
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
 
 
 def _json_log_lines(app: Flask) -> io.StringIO:
@@ -169,11 +153,35 @@ def _request_lines(stream: io.StringIO) -> list[dict[str, t.Any]]:
     return [line for line in lines if line["logger"] == "referral_plugin.requests"]
 
 
-def test_every_request_is_logged_once_with_what_happened(app_config: dict[str, t.Any]) -> None:
+def test_json_logs_carry_request_and_webhook_fields(json_app: Flask) -> None:
+    """With LOG_FORMAT=json a line a handler writes is a JSON object with the request id, shop, topic, webhook id."""
+    stream = _json_log_lines(json_app)
+    topic = "referral-plugin-test/logs"
+
+    def handler(shop: Shop | None, payload: dict[str, t.Any], delivery: t.Any) -> None:
+        logging.getLogger("referral_plugin.webhooks.intake").warning("handler failed", extra={"attempt": 2})
+
+    registry.register(topic, handler)
+    try:
+        shopify = ShopifyActions(json_app.test_client(), json_app.config["SHOPIFY_API_SECRET"])
+        shopify.post_webhook(topic, {"id": 1}, webhook_id="b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+                             headers={"X-Request-Id": "req-77"})
+    finally:
+        registry._HANDLERS.pop(topic, None)
+    line = next(json.loads(line) for line in stream.getvalue().splitlines() if "handler failed" in line)
+    assert line["message"] == "handler failed"
+    assert line["level"] == "warning"
+    assert line["request_id"] == "req-77"
+    assert line["shop"] == "test-shop.myshopify.com"
+    assert line["topic"] == topic
+    assert line["webhook_id"] == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+    assert line["attempt"] == 2
+
+
+def test_every_request_is_logged_once_with_what_happened(json_app: Flask) -> None:
     """One line per answered request: method, path, status, duration and request id; probes stay out of INFO."""
-    app = create_app({**app_config, "LOG_FORMAT": "json"})
-    stream = _json_log_lines(app)
-    client = app.test_client()
+    stream = _json_log_lines(json_app)
+    client = json_app.test_client()
     client.get("/c/NO-SUCH-CODE%0Aforged", headers={"X-Request-Id": "req-1"})
     client.get("/healthz")
     [line] = _request_lines(stream)
@@ -183,15 +191,11 @@ def test_every_request_is_logged_once_with_what_happened(app_config: dict[str, t
     assert isinstance(line["duration_ms"], float)
 
 
-def test_a_webhook_is_logged_once_with_its_topic_shop_id_and_outcome(app_config: dict[str, t.Any]) -> None:
+def test_a_webhook_is_logged_once_with_its_topic_shop_id_and_outcome(json_app: Flask) -> None:
     """The webhook's line carries what an operator searches by, and how the delivery ended."""
-    app = create_app({**app_config, "LOG_FORMAT": "json"})
-    stream = _json_log_lines(app)
-    with app.app_context():
-        db.create_all()
-        shopify = ShopifyActions(app.test_client(), app.config["SHOPIFY_API_SECRET"])
-        shopify.post_webhook("customers/create", load_payload("customers_create"), webhook_id="wh-log-1")
-        db.drop_all()
+    stream = _json_log_lines(json_app)
+    shopify = ShopifyActions(json_app.test_client(), json_app.config["SHOPIFY_API_SECRET"])
+    shopify.post_webhook("customers/create", load_payload("customers_create"), webhook_id="wh-log-1")
     [line] = _request_lines(stream)
     assert line["message"].startswith("webhook customers/create processed in ")
     assert (line["topic"], line["webhook_id"], line["outcome"], line["status"]) == (
