@@ -63,7 +63,8 @@ class JobBatcher:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="job-batcher", daemon=True)
                 self._thread.start()
-            self._ready.notify()
+            if len(self._calls) == 1:  # the thread waits only on an empty list
+                self._ready.notify()
 
     def pending(self) -> int:
         """Return how many calls wait for the next round trip."""
@@ -76,18 +77,22 @@ class JobBatcher:
         When it returns, all of them are on the queue, including any the background thread was handing over.
         """
         handed = 0
+        while batch_size := self._hand_over():
+            handed += batch_size
+        return handed
+
+    def _hand_over(self) -> int:
+        """Put the calls waiting now (at most ``max_batch``) on the queue in one round trip; return how many."""
         with self._flushing:
-            while True:
-                with self._ready:
-                    batch, self._calls = self._calls[: self.max_batch], self._calls[self.max_batch:]
-                if not batch:
-                    return handed
+            with self._ready:
+                batch, self._calls = self._calls[: self.max_batch], self._calls[self.max_batch:]
+            if batch:
                 try:
                     self.queue.enqueue_many(batch)
                 except Exception:
                     # The work is recorded durably; the sweeper enqueues it again.
                     logger.exception("could not enqueue %d job(s); the sweeper will", len(batch))
-                handed += len(batch)
+            return len(batch)
 
     def _run(self) -> None:
         while True:
@@ -95,7 +100,10 @@ class JobBatcher:
                 while not self._calls:
                     self._ready.wait()
             time.sleep(self.linger)
-            self.flush()
+            # One batch per linger: calls that arrive during its round trip wait for the next one. Draining
+            # until empty instead degenerates under steady load into a round trip per call or two (each
+            # arrives while the previous trip waits for the GIL), at ~80 us of this thread's CPU apiece.
+            self._hand_over()
 
 
 #: Every batcher of this process, flushed at interpreter exit.

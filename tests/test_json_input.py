@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from hypothesis import given
@@ -52,3 +53,42 @@ def test_quick_check_agrees_with_the_full_parse_on_generated_json(value: object)
     """On generated JSON (NaN, huge integers and lone surrogates included) sure means the full parse agrees."""
     body = json.dumps(value).encode("utf-8", "surrogatepass")
     assert not surely_object(body) or full_parse_accepts_object(body)
+
+
+#: Bytes JSON is made of, and a few it must not hold (raw controls, a lone continuation byte, a BOM's first byte).
+JSONISH = st.sampled_from(list(b'{}[]":,0123456789.eE+- truefalsnl\\u\t\n\r') + [0, 1, 0x7F, 0x80, 0xEF, 0xFF])
+
+
+@settings(max_examples=500)
+@given(st.lists(JSONISH, max_size=40).map(bytes))
+def test_quick_check_agrees_with_the_full_parse_on_arbitrary_bytes(body: bytes) -> None:
+    """On byte soup that is sometimes JSON (and mostly not) sure still means the full parse reads an object."""
+    assert not surely_object(body) or full_parse_accepts_object(body)
+
+
+def test_quick_check_refuses_a_byte_order_mark_the_intake_refuses() -> None:
+    """simdjson skips a UTF-8 BOM, the intake's strict decoding does not: the check leaves it to the full parse."""
+    body = b'\xef\xbb\xbf{"a": 1}'
+    assert not full_parse_accepts_object(body)
+    assert not surely_object(body)
+
+
+def test_quick_check_answers_right_from_many_threads_at_once() -> None:
+    """Each thread has its own parser: concurrent checks of good and bad bodies never mix their answers."""
+    with open("tests/fixtures/shopify/orders_paid.json", "rb") as handle:
+        order = handle.read()
+    bodies = [(order, True), (b'{"a": [1, 2}', False), (b"[1, 2]", False), (b'{"b": "\\u00e9"}', True)]
+    wrong: list[bytes] = []
+
+    def check() -> None:
+        for _ in range(200):
+            for body, expected in bodies:
+                if surely_object(body) is not expected:
+                    wrong.append(body)
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 import typing as t
 
 import pytest
@@ -72,6 +74,32 @@ def test_the_background_thread_hands_calls_over_by_itself(app: Flask, batcher: J
     batcher.submit(PROCESS_JOB, 41)
     assert wait_until(lambda: get_queue(app).huey.pending_count() == 1)
     assert queued_calls(app) == [(PROCESS_JOB, (41,))]
+
+
+def test_calls_arriving_during_a_hand_over_wait_for_the_next_linger(
+    app: Flask, batcher: JobBatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady load the thread makes one round trip per linger, not one per call that came in meanwhile."""
+    queue = get_queue(app)
+    enqueue_many = queue.enqueue_many
+    trips: list[tuple[float, list[int]]] = []
+    first_trip_done = threading.Event()
+
+    def record(calls: t.Any) -> None:
+        trips.append((time.monotonic(), [args[0] for _, args in calls]))
+        if len(trips) == 1:  # three deliveries are accepted while the first batch is on its way
+            for delivery_id in (2, 3, 4):
+                batcher.submit(PROCESS_JOB, delivery_id)
+        enqueue_many(calls)
+        first_trip_done.set()
+
+    monkeypatch.setattr(queue, "enqueue_many", record)
+    batcher.linger = 0.3
+    batcher.submit(PROCESS_JOB, 1)
+    assert first_trip_done.wait(5)
+    assert wait_until(lambda: queue.huey.pending_count() == 4)
+    assert [ids for _, ids in trips] == [[1], [2, 3, 4]]
+    assert trips[1][0] - trips[0][0] >= 0.3  # the second trip waited out a linger of its own
 
 
 def test_a_large_backlog_goes_over_in_batches_of_the_maximum(
