@@ -6,9 +6,11 @@ PostgreSQL only (SQLite checks a connection out per request); run by the suite's
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import typing as t
 
+import psycopg
 import pytest
 from flask import Flask
 from sqlalchemy import func
@@ -99,7 +101,7 @@ def test_a_forked_worker_opens_its_own_and_leaves_the_parents_open(shopify: Shop
 
 
 def test_times_are_stored_as_utc_whatever_the_connections_time_zone(shopify: ShopifyActions, shop: Shop) -> None:
-    """The intake's insert runs on the driver cursor, yet the columns' UTC conversion still applies to its values."""
+    """The intake's insert runs straight in libpq, yet the columns' UTC conversion still applies to its values."""
     intake_connections.run(lambda connection: connection.execute(text("SET TIME ZONE 'Asia/Tokyo'")))
     response = shopify.post_webhook("customers/create", customer_payload(9541), webhook_id="tz-9541",
                                     headers={"X-Shopify-Triggered-At": "2026-11-22T10:00:00+02:00"})
@@ -108,3 +110,32 @@ def test_times_are_stored_as_utc_whatever_the_connections_time_zone(shopify: Sho
     row = db.session.execute(select(WebhookDelivery).where(WebhookDelivery.webhook_id == "tz-9541")).scalar_one()
     assert row.triggered_at == dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
     assert abs(row.received_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+
+
+def test_a_body_is_stored_exactly_as_sent(shopify: ShopifyActions, shop: Shop) -> None:
+    """Sent as text to the prepared insert, a body with accents, emoji and escapes comes back byte for byte."""
+    payload = {**customer_payload(9551), "first_name": "Zoë 🎉", "note": "tab\\t \"quoted\" \\u00e9 $1 %s"}
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    response = shopify.post_webhook("customers/create", body, webhook_id="exact-9551")
+    assert response.status_code == 200
+    db.session.rollback()
+    row = db.session.execute(select(WebhookDelivery).where(WebhookDelivery.webhook_id == "exact-9551")).scalar_one()
+    assert row.payload is None or row.payload.encode() == body  # None once a worker processed it
+    assert row.status in {"queued", "processed"}
+
+
+def test_a_statement_error_is_raised_and_the_connection_keeps_serving(shopify: ShopifyActions, shop: Shop) -> None:
+    """An error the server reports (here a value out of range) reaches the caller as the driver's own error class;
+    the kept connection is not dropped for it and the next delivery is stored on it."""
+    from referral_plugin.webhooks.queued import _driver_insert
+
+    assert shopify.post_webhook("customers/create", customer_payload(9561)).status_code == 200
+    kept = intake_backend()
+    values = {"shop_domain": shop.shopify_domain, "topic": "customers/create", "webhook_id": "too-many-attempts",
+              "event_id": None, "triggered_at": None, "api_version": None, "status": "queued",
+              "attempts": 2**40, "received_at": dt.datetime.now(dt.UTC), "payload": "{}"}
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        intake_connections.run(lambda connection: _driver_insert(connection.dialect, values).run(connection, values))
+    assert shopify.post_webhook("customers/create", customer_payload(9562)).status_code == 200
+    assert intake_backend() == kept
+    assert stored() == 2

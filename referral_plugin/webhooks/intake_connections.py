@@ -2,8 +2,8 @@
 
 The queued intake's work is one ``INSERT``. Checking a connection out of the pool for it, switching it to
 autocommit and back on return costs about as much again as the statement, so each thread keeps one open,
-already in autocommit, for the process's life, with one driver cursor beside it for work that runs a
-statement compiled once straight on the driver (:meth:`IntakeConnections.driver_cursor`). The connection comes
+already in autocommit, for the process's life, with the names of the statements prepared on it for work that
+runs a statement compiled once straight in libpq (:meth:`IntakeConnections.libpq`). The connection comes
 from the app's engine (same pool, same settings) and is let go when that engine is disposed (tests; gunicorn's
 ``post_fork``), in a forked child (which forgets the parent's without closing them) and when it fails: a
 connection the database dropped (a restart, an idle timeout) is invalidated, replaced and the statement run once
@@ -18,6 +18,7 @@ import threading
 import typing as t
 import weakref
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
@@ -58,13 +59,22 @@ class IntakeConnections:
         self._forget(engine)
         return work(self._connection(engine))
 
-    def driver_cursor(self, connection: Connection) -> t.Any:
-        """Return a DBAPI cursor of ``connection`` (this thread's), kept with it: one per statement costs as much."""
+    def libpq(self, connection: Connection, name: bytes, sql: bytes) -> t.Any:
+        """Return the libpq connection under ``connection`` (this thread's), with ``sql`` prepared on it as ``name``.
+
+        Prepared once per connection and name: a replacement connection (the database dropped the last one)
+        prepares it again.
+        """
         local = self._local
-        if getattr(local, "cursor_of", None) is not connection:
-            local.cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            local.cursor_of = connection
-        return local.cursor
+        if getattr(local, "prepared_of", None) is not connection:
+            local.prepared, local.prepared_of = set(), connection
+        pgconn = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
+        if name not in local.prepared:
+            result = pgconn.prepare(name, sql)
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise psycopg.errors.error_from_result(result)
+            local.prepared.add(name)
+        return pgconn
 
     def _connection(self, engine: Engine) -> Connection:
         local = self._local
@@ -82,7 +92,7 @@ class IntakeConnections:
     def _forget(self, engine: Engine) -> None:
         """Drop this thread's connection (the database dropped it); the next call opens another."""
         connection = getattr(self._local, "connection", None)
-        self._local.connection = self._local.cursor_of = self._local.cursor = None
+        self._local.connection = self._local.prepared_of = None
         if connection is not None:
             with self._lock:
                 self._held.get(engine, set()).discard(connection)

@@ -31,6 +31,7 @@ import logging
 import typing as t
 import weakref
 
+import psycopg
 from flask import current_app
 from sqlalchemy import Table
 from sqlalchemy import and_
@@ -151,34 +152,52 @@ _INSERTS: dict[str, t.Any] = {
 
 
 class DriverInsert:
-    """The PostgreSQL insert as SQLAlchemy compiles it for a dialect, run on the thread's kept driver cursor.
+    """The PostgreSQL insert as SQLAlchemy compiles it for a dialect, prepared once per connection, run in libpq.
 
     The intake's one statement is its hot path: through ``Connection.execute`` it costs about twice what the
-    driver spends on it (a cache key, an execution context, a new cursor and a result per call). So the
-    statement and the columns' bind processors (aware datetimes to naive UTC) come from SQLAlchemy once per
-    dialect, and each request only processes its values and executes on the cursor
-    :meth:`~referral_plugin.webhooks.intake_connections.IntakeConnections.driver_cursor` keeps.
+    driver spends on it (a cache key, an execution context, a new cursor and a result per call), and through a
+    psycopg cursor the Python around the libpq call (its state machine, the dumpers) still costs more than the
+    call. So the statement (numbered ``$n`` parameters, each with its cast) and the columns' bind processors
+    (aware datetimes to naive UTC) come from SQLAlchemy once per dialect; each request processes its values,
+    sends them as text to the statement :meth:`~referral_plugin.webhooks.intake_connections.IntakeConnections.libpq`
+    prepared on the thread's connection, and reads the new id: one blocking libpq call, the GIL released.
     """
+
+    NAME = b"referral_plugin_intake_insert"
 
     def __init__(self, dialect: Dialect, columns: t.Iterable[str]) -> None:
         columns = list(columns)
-        compiled = _INSERTS["postgresql"].compile(dialect=dialect, column_keys=columns)
-        if set(compiled.params) != set(columns):
-            raise RuntimeError(f"the compiled insert binds {sorted(compiled.params)}, not {sorted(columns)}")
+        numbered = type(dialect)(paramstyle="numeric_dollar")  # type: ignore[call-arg]  # every dialect takes it
+        compiled = _INSERTS["postgresql"].compile(dialect=numbered, column_keys=columns)
+        order = list(compiled.positiontup or ())
+        if sorted(order) != sorted(columns):
+            raise RuntimeError(f"the compiled insert binds {sorted(order)}, not {sorted(columns)}")
         self.columns = frozenset(columns)
-        self.sql = compiled.string
-        self.processors = {name: processor for name in columns
-                           if (processor := _C[name].type.bind_processor(dialect)) is not None}
+        self.sql = compiled.string.encode()
+        #: Each parameter's column, in ``$n`` order, with its bind processor (None when it needs none).
+        self.bindings = [(name, _C[name].type.bind_processor(dialect)) for name in order]
 
     def run(self, connection: Connection, values: dict[str, t.Any]) -> int | None:
         """Insert ``values`` (exactly the compiled columns); return the new id, None when the row exists."""
-        params = dict(values)
-        for name, processor in self.processors.items():
-            params[name] = processor(params[name])
-        cursor = intake_connections.driver_cursor(connection)
-        cursor.execute(self.sql, params)
-        row = cursor.fetchone()
-        return int(row[0]) if row is not None else None
+        params = [_as_text(values[name] if processor is None else processor(values[name]))
+                  for name, processor in self.bindings]
+        result = intake_connections.libpq(connection, self.NAME, self.sql).exec_prepared(self.NAME, params)
+        if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+            raise psycopg.errors.error_from_result(result)
+        return int(result.get_value(0, 0) or b"") if result.ntuples else None
+
+
+def _as_text(value: t.Any) -> bytes | None:
+    """Return a bound value in PostgreSQL's text form (each parameter is cast in the statement)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value).encode()
+    if isinstance(value, dt.datetime) and value.tzinfo is None:  # UTCDateTime's processor made it naive UTC
+        return value.isoformat(" ").encode()
+    raise TypeError(f"the intake insert has no text form for {value!r}")
 
 
 _DRIVER_INSERTS: weakref.WeakKeyDictionary[Dialect, DriverInsert] = weakref.WeakKeyDictionary()
