@@ -3,7 +3,8 @@
 For callers that have already recorded their work durably, in a row the periodic sweeper finds (the queued
 webhook intake): they need not wait for the queue before answering. :meth:`JobBatcher.submit` parks the call
 in memory; a daemon thread in each process wakes, waits ``linger`` seconds for more to arrive, and hands the
-lot to Huey at once (one Redis round trip however many there are).
+lot to Huey at once (:meth:`JobQueue.enqueue_many`: one Redis message however many there are, which a consumer
+splits into their jobs).
 
 What a process still holds when it dies is not lost: its rows stay ``queued`` and the sweeper enqueues them
 again. A graceful stop flushes first (gunicorn's ``worker_exit`` hook, and ``atexit``). With immediate
@@ -26,7 +27,7 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Seconds the thread waits after the first call for others to join the same round trip.
-DEFAULT_LINGER = 0.02
+DEFAULT_LINGER = 0.05
 #: Most calls handed over in one round trip; the rest go in the next.
 DEFAULT_MAX_BATCH = 500
 

@@ -23,6 +23,7 @@ import threading
 import typing as t
 
 import click
+import redis
 import requests
 from flask import Flask
 from flask import current_app
@@ -167,15 +168,28 @@ class JobQueue:
         self.batcher.submit(name, *args)
 
     def enqueue_many(self, calls: t.Sequence[tuple[str, tuple[t.Any, ...]]]) -> None:
-        """Hand several jobs to Huey in order: one round trip on Redis, one call each elsewhere."""
-        storage = self.huey.storage
-        if self.huey.immediate or not isinstance(storage, RedisStorage):
+        """Hand several jobs to Huey in order: on Redis one message (a :data:`FAN_OUT_JOB`), one call each elsewhere.
+
+        Many calls travel as one message that a consumer turns into the separate jobs, each with its own retries:
+        serializing a Huey task costs the web process as much as sending it, so the sender pays once per batch.
+        """
+        if len(calls) > 1 and self._on_redis():
+            calls = [(FAN_OUT_JOB, ([(name, list(args)) for name, args in calls],))]
+        self.push_each(calls)
+
+    def push_each(self, calls: t.Sequence[tuple[str, tuple[t.Any, ...]]]) -> None:
+        """Put each call on the queue as a job of its own, in order (one round trip on Redis)."""
+        if not self._on_redis():
             for name, args in calls:
                 self.enqueue(name, *args)
             return
+        storage = self.huey.storage
         messages = [self.huey.serialize_task(self.tasks[name].s(*args)) for name, args in calls]
         # Huey's consumers pop from the tail: pushing in order at the head keeps first in, first out.
         storage.conn.lpush(storage.queue_key, *messages)
+
+    def _on_redis(self) -> bool:
+        return not self.huey.immediate and isinstance(self.huey.storage, RedisStorage)
 
     def enqueue_single_attempt(self, name: str, *args: t.Any) -> None:
         """Hand the job to Huey for one attempt only: whoever calls this is the retry mechanism."""
@@ -282,6 +296,26 @@ def enqueue_after_commit(name: str, *args: t.Any, **kwargs: t.Any) -> None:
     session = db.session()
     transaction = session.get_nested_transaction() or session.get_transaction() or session.begin()
     session.info.setdefault(_PENDING_KEY, []).append(_Pending(transaction, queue, name, args, kwargs))
+
+
+#: The job that turns one message of many calls (:meth:`JobQueue.enqueue_many` on Redis) into those jobs.
+FAN_OUT_JOB = "jobs.fan_out"
+
+
+@job(FAN_OUT_JOB, retries=5, retry_delay=1)
+def fan_out(calls: t.Sequence[tuple[str, t.Sequence[t.Any]]]) -> None:
+    """Enqueue each of ``calls`` as a job of its own, in order; a name no longer registered is logged and skipped."""
+    queue = get_queue()
+    known: list[tuple[str, tuple[t.Any, ...]]] = []
+    for name, args in calls:
+        if name in queue.tasks:
+            known.append((name, tuple(args)))
+        else:  # renamed or removed by a deploy since it was sent
+            logger.error("fan-out dropped a call of unknown job %s", name)
+    try:
+        queue.push_each(known)
+    except redis.RedisError as exc:
+        raise TransientJobError(f"could not fan out {len(known)} job(s): {exc}") from exc
 
 
 def enqueue_now(name: str, *args: t.Any, **kwargs: t.Any) -> None:

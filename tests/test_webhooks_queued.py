@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from huey.storage import RedisStorage
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
@@ -548,7 +549,9 @@ def _consume(app: Flask, shop: Shop) -> None:
     for payload in (advocate, friend):
         assert actions.post_webhook("customers/create", payload).get_json() == {"status": "queued"}
     get_queue(app).batcher.flush()
-    assert huey.pending_count() == 2
+    # On Redis the batch travels as one fan-out message; the SQLite queue takes each job as it comes.
+    assert huey.pending_count() == (1 if isinstance(huey.storage, RedisStorage) else 2)
+    assert [row.status for row in _deliveries()] == ["queued", "queued"]
     consumer = start_inprocess_consumer(app, workers=2)
     try:
         _wait_processed(2)

@@ -14,6 +14,7 @@ from flask import Flask
 
 from referral_plugin.job_batcher import JobBatcher
 from referral_plugin.job_batcher import flush_all
+from referral_plugin.jobs import FAN_OUT_JOB
 from referral_plugin.jobs import get_queue
 from referral_plugin.webhooks.queued import PROCESS_JOB
 from tests.conftest import wait_until
@@ -26,6 +27,16 @@ def queued_calls(app: Flask) -> list[tuple[str, tuple[t.Any, ...]]]:
     huey = get_queue(app).huey
     tasks = [huey.deserialize_task(data) for data in huey.storage.enqueued_items()]
     return [(task.name, tuple(task.args)) for task in tasks]
+
+
+def run_fan_outs(app: Flask) -> int:
+    """Run, as a consumer would, the fan-out messages at the front of the queue; return how many ran."""
+    huey = get_queue(app).huey
+    ran = 0
+    while queued_calls(app) and queued_calls(app)[0][0] == FAN_OUT_JOB:
+        huey.execute(huey.dequeue())
+        ran += 1
+    return ran
 
 
 def lpush_calls(url: str) -> int:
@@ -55,7 +66,8 @@ def batcher(app: Flask) -> t.Iterator[JobBatcher]:
 def test_calls_reach_the_queue_in_order_in_one_redis_round_trip(
     app: Flask, batcher: JobBatcher, redis_url: str
 ) -> None:
-    """Five deliveries' jobs wait in memory, then one LPUSH puts all five on the queue, first in first out."""
+    """Five deliveries' jobs wait in memory, then one LPUSH of one message carries all five; a consumer turns it
+    into the five jobs, first in first out, each with its own retries."""
     redis.Redis.from_url(redis_url).config_resetstat()
     for delivery_id in range(1, 6):
         batcher.submit(PROCESS_JOB, delivery_id)
@@ -63,9 +75,30 @@ def test_calls_reach_the_queue_in_order_in_one_redis_round_trip(
     assert batcher.pending() == 5
 
     assert batcher.flush() == 5
-    assert queued_calls(app) == [(PROCESS_JOB, (n,)) for n in range(1, 6)]
     assert lpush_calls(redis_url) == 1
+    assert queued_calls(app) == [(FAN_OUT_JOB, ([(PROCESS_JOB, [n]) for n in range(1, 6)],))]
     assert batcher.pending() == 0
+
+    assert run_fan_outs(app) == 1
+    assert queued_calls(app) == [(PROCESS_JOB, (n,)) for n in range(1, 6)]
+    assert lpush_calls(redis_url) == 2
+
+
+def test_a_single_call_goes_on_the_queue_as_itself(app: Flask, batcher: JobBatcher) -> None:
+    """Nothing to share a message with: no fan-out hop for a lone delivery."""
+    batcher.submit(PROCESS_JOB, 6)
+    assert batcher.flush() == 1
+    assert queued_calls(app) == [(PROCESS_JOB, (6,))]
+
+
+def test_a_fan_out_skips_a_job_no_longer_registered(app: Flask, batcher: JobBatcher,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A message sent before a deploy renamed a job: the calls still known are enqueued, the other is logged."""
+    get_queue(app).enqueue(FAN_OUT_JOB, [[PROCESS_JOB, [1]], ["jobs.renamed_away", [2]], [PROCESS_JOB, [3]]])
+    with caplog.at_level(logging.ERROR, logger="referral_plugin.jobs"):
+        assert run_fan_outs(app) == 1
+    assert queued_calls(app) == [(PROCESS_JOB, (1,)), (PROCESS_JOB, (3,))]
+    assert "fan-out dropped a call of unknown job jobs.renamed_away" in caplog.text
 
 
 def test_the_background_thread_hands_calls_over_by_itself(app: Flask, batcher: JobBatcher) -> None:
@@ -86,7 +119,7 @@ def test_calls_arriving_during_a_hand_over_wait_for_the_next_linger(
     first_trip_done = threading.Event()
 
     def record(calls: t.Any) -> None:
-        trips.append((time.monotonic(), [args[0] for _, args in calls]))
+        trips.append((time.monotonic(), [args[0] for _, args in calls]))  # each call is (job name, (delivery id,))
         if len(trips) == 1:  # three deliveries are accepted while the first batch is on its way
             for delivery_id in (2, 3, 4):
                 batcher.submit(PROCESS_JOB, delivery_id)
@@ -97,7 +130,7 @@ def test_calls_arriving_during_a_hand_over_wait_for_the_next_linger(
     batcher.linger = 0.3
     batcher.submit(PROCESS_JOB, 1)
     assert first_trip_done.wait(5)
-    assert wait_until(lambda: queue.huey.pending_count() == 4)
+    assert wait_until(lambda: queue.huey.pending_count() == 2)
     assert [ids for _, ids in trips] == [[1], [2, 3, 4]]
     assert trips[1][0] - trips[0][0] >= 0.3  # the second trip waited out a linger of its own
 
@@ -111,8 +144,9 @@ def test_a_large_backlog_goes_over_in_batches_of_the_maximum(
     for delivery_id in range(10):
         batcher.submit(PROCESS_JOB, delivery_id)
     assert batcher.flush() == 10
-    assert [args for _, args in queued_calls(app)] == [(n,) for n in range(10)]
     assert lpush_calls(redis_url) == 3
+    assert run_fan_outs(app) == 3
+    assert [args for _, args in queued_calls(app)] == [(n,) for n in range(10)]
 
 
 def test_an_unreachable_queue_is_logged_and_the_calls_left_to_the_sweeper(
