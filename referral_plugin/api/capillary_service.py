@@ -43,6 +43,7 @@ from referral_plugin.models import Shop
 from referral_plugin.models.base import UTCDateTime
 from referral_plugin.referrals.campaigns import ensure_default_campaign
 from referral_plugin.referrals.campaigns import get_campaign
+from referral_plugin.referrals.campaigns import has_ended
 from referral_plugin.referrals.codes import get_or_create_code
 from referral_plugin.referrals.customers import find_customers
 from referral_plugin.referrals.customers import mobile_digits
@@ -56,6 +57,7 @@ INVALID_IDENTIFIER = (1701, "Invalid Identifier for the type")
 CUSTOMER_NOT_FOUND = 1012
 TYPE_NOT_SUPPORTED = (1206, "Referral type is not supported")
 INVALID_CAMPAIGN = (1222, "Internal error with the referral system: the campaign token is invalid")
+CAMPAIGN_ENDED = (1222, "Internal error with the referral system: the campaign has ended")
 
 # Lookup error codes (seed 001).
 LOOKUP_CUSTOMER_NOT_FOUND = "8015"
@@ -281,6 +283,8 @@ def _refer_one(shop: Shop, item: t.Any) -> dict[str, t.Any]:
             campaign = get_campaign(shop, token) if token else ensure_default_campaign(shop)
         if campaign is None:
             failure = _status(False, *INVALID_CAMPAIGN)
+        elif has_ended(campaign):  # a friend referred now could never earn anything
+            failure = _status(False, *CAMPAIGN_ENDED)
 
     types_out: list[dict[str, t.Any]] = []
     supported = 0

@@ -96,6 +96,13 @@ def ensure_default_campaign(shop: Shop) -> Campaign:
     raise RuntimeError("could not create the default campaign")
 
 
+def has_ended(campaign: Campaign, at: dt.datetime | None = None) -> bool:
+    """Tell whether the campaign is over for good: archived, or past its end. Paused or scheduled is not over."""
+    if campaign.status == CampaignStatus.ARCHIVED:
+        return True
+    return campaign.ends_at is not None and (at or utcnow()) >= campaign.ends_at
+
+
 def is_running(campaign: Campaign, at: dt.datetime | None = None) -> bool:
     """Tell whether the campaign is active and inside its schedule at ``at`` (default now)."""
     at = at or utcnow()

@@ -17,6 +17,7 @@ from referral_plugin.models import InvitationStatus
 from referral_plugin.models import Shop
 from referral_plugin.models import utcnow
 from referral_plugin.referrals._db import insert_once
+from referral_plugin.referrals.campaigns import has_ended
 from referral_plugin.referrals.customers import canonical_email
 from referral_plugin.referrals.customers import mobile_digits
 from referral_plugin.referrals.customers import normalize_email
@@ -61,7 +62,11 @@ def invite(
     external_ref: str | None = None,
     campaign: Campaign | None = None,
 ) -> InviteResult:
-    """Invite a friend once per campaign, advocate and invitee; a repeat answers ``duplicate`` with the same row."""
+    """Invite a friend once per campaign, advocate and invitee; a repeat answers ``duplicate`` with the same row.
+
+    A campaign that has ended takes no invitations (``CAMPAIGN_ENDED``); a paused or scheduled one does: the
+    friend's order counts once it runs.
+    """
     kind = _CHANNEL_ALIASES.get((channel or "").strip().lower())
     if kind is None:
         return InviteResult("invalid", Reason.UNSUPPORTED_CHANNEL, identifier, None)
@@ -76,6 +81,8 @@ def invite(
         from referral_plugin.referrals.campaigns import ensure_default_campaign
 
         campaign = ensure_default_campaign(shop)
+    if has_ended(campaign):
+        return InviteResult("invalid", Reason.CAMPAIGN_ENDED, normalized, None)
     existing = _find(campaign, advocate, kind, normalized)
     if existing is not None:
         return InviteResult("duplicate", None, normalized, existing)

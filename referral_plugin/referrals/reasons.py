@@ -48,6 +48,7 @@ class Reason(enum.StrEnum):
     INVALID_MOBILE = "INVALID_MOBILE"
     SELF_INVITE = "SELF_INVITE"
     UNSUPPORTED_CHANNEL = "UNSUPPORTED_CHANNEL"
+    CAMPAIGN_ENDED = "CAMPAIGN_ENDED"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -82,6 +83,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.INVALID_MOBILE: "The invitee's mobile number is not valid for the shop's region.",
     Reason.SELF_INVITE: "The advocate invited themselves.",
     Reason.UNSUPPORTED_CHANNEL: "Invitations go by email or mobile only.",
+    Reason.CAMPAIGN_ENDED: "The campaign has ended (its end date passed, or it was archived): a friend invited now "
+                           "could never earn a reward. A paused or not yet started campaign still takes invitations.",
 }
 
 #: Reasons that put a qualified referral in the merchant's review queue.

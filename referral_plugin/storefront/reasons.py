@@ -37,7 +37,7 @@ INVITATION_REASONS: dict[str, str] = {
     "EXISTING_CUSTOMER": "This friend already shops here, so they can't be referred.",
     "ALREADY_REFERRED": "Someone else already referred this friend.",
     "CAMPAIGN_INACTIVE": "The referral program isn't running right now.",
-    "CAMPAIGN_NOT_RUNNING": "The referral program isn't running right now.",
+    "CAMPAIGN_ENDED": "This referral program has ended, so friends can't be invited to it.",
     "UNSUPPORTED_CHANNEL": "Invite friends by email or mobile number.",
     "EMPTY": "Enter an email address or mobile number.",
     "TOO_LONG": "That's too long to be an email address or mobile number.",

@@ -26,6 +26,7 @@ from referral_plugin.models import Shop
 from referral_plugin.referrals.campaigns import describe_offer
 from referral_plugin.referrals.campaigns import describe_reward
 from referral_plugin.referrals.campaigns import ensure_default_campaign
+from referral_plugin.referrals.campaigns import has_ended
 from referral_plugin.referrals.campaigns import is_running
 from referral_plugin.referrals.codes import get_or_create_code
 from referral_plugin.referrals.codes import invite_link
@@ -251,12 +252,12 @@ def _shop_date(shop: Shop, value: dt.datetime | None) -> str | None:
 
 def campaign_state(campaign: Campaign, at: dt.datetime) -> str:
     """Return ``running``, ``paused``, ``scheduled`` (starts later) or ``ended``, for the widget's wording."""
+    if has_ended(campaign, at):  # archived, or past its end (whatever else it is)
+        return "ended"
     if campaign.status != CampaignStatus.ACTIVE:
         return "paused"
     if campaign.starts_at is not None and at < campaign.starts_at:
         return "scheduled"
-    if campaign.ends_at is not None and at >= campaign.ends_at:
-        return "ended"
     return "running"
 
 

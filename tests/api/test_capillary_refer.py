@@ -255,3 +255,17 @@ class TestWithTheContractsDefaultRegion:
         use_seed_token(api_shop)
         customer = api.post(PATH, json=SEED_REQUEST).get_json()["response"]["customers"]["customer"][0]
         assert customer["item_status"]["code"] == 1012
+
+
+def test_a_campaign_that_ended_refuses_the_referral(api: ApiClient, api_shop: Shop, advocate: Customer) -> None:
+    """Referring into a program that is over: item_status 1222 saying so, each referral too, nothing stored."""
+    import datetime as dt
+
+    use_seed_token(api_shop)
+    ensure_default_campaign(api_shop).ends_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    db.session.commit()
+    customer = api.post(PATH, json=SEED_REQUEST).get_json()["response"]["customers"]["customer"][0]
+    assert customer["item_status"]["code"] == 1222 and customer["item_status"]["success"] == "false"
+    assert "ended" in customer["item_status"]["message"]
+    assert customer["referrals"]["referral_type"][0]["referral"][0]["status"] == customer["item_status"]
+    assert db.session.scalars(select(Invitation)).all() == []

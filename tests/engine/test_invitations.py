@@ -122,3 +122,26 @@ def test_note_without_a_known_code_binds_nothing(store: Store) -> None:
     store.register(note="This customer loves ice cream")
     store.register(note="ref: ZZZZ2222")
     assert db.session.query(Referral).count() == 0
+
+
+def test_an_ended_campaign_takes_no_invitations_a_paused_or_scheduled_one_does(india_shop: Shop) -> None:
+    """A friend invited into a program that is over could never earn anything: refused with CAMPAIGN_ENDED.
+    A paused or not yet started program still takes them (they count once it runs)."""
+    from referral_plugin.referrals.campaigns import ensure_default_campaign
+
+    advocate = upsert_customer(india_shop, 1, email="adv@example.com")
+    campaign = ensure_default_campaign(india_shop)
+    now = dt.datetime.now(dt.UTC)
+
+    campaign.ends_at = now - dt.timedelta(minutes=1)
+    ended = invite(india_shop, advocate, "email", "late@example.com", source="test")
+    assert (ended.status, ended.reason, ended.invitation) == ("invalid", "CAMPAIGN_ENDED", None)
+    campaign.ends_at, campaign.status = None, "archived"
+    archived = invite(india_shop, advocate, "email", "late@example.com", source="test")
+    assert (archived.status, archived.reason) == ("invalid", "CAMPAIGN_ENDED")
+    assert db.session.query(Invitation).count() == 0
+
+    campaign.status = "paused"
+    assert invite(india_shop, advocate, "email", "paused@example.com", source="test").status == "created"
+    campaign.status, campaign.starts_at = "active", now + dt.timedelta(days=3)
+    assert invite(india_shop, advocate, "email", "early@example.com", source="test").status == "created"

@@ -53,3 +53,34 @@ def test_a_paused_program_keeps_its_words(shopify: ShopifyActions, campaign: Cam
 
     assert shopify.proxy_get("widget.json", ADVOCATE_ID).get_json()["campaign"]["state"] == "paused"
     assert "paused right now" in shopify.proxy_get("widget", ADVOCATE_ID).get_data(as_text=True)
+
+
+def test_an_ended_program_offers_no_invitations(shopify: ShopifyActions, campaign: Campaign,
+                                                advocate: Customer) -> None:
+    """Over is over: no invite form to fill in, and a post that still comes (an old page) is refused in plain words."""
+    token = shopify.proxy_get("widget.json", ADVOCATE_ID).get_json()["invite"]["token"]
+    campaign.ends_at = NOW - dt.timedelta(hours=1)
+    db.session.commit()
+
+    data = shopify.proxy_get("widget.json", ADVOCATE_ID).get_json()
+    html = shopify.proxy_get("widget", ADVOCATE_ID).get_data(as_text=True)
+    assert data["campaign"]["state"] == "ended"
+    assert "data-rp-invite" not in html and "Send invitations" not in html
+
+    response = shopify.proxy_post("invitations", ADVOCATE_ID, json={"token": token, "friends": ["pat@example.com"]},
+                                  headers={"Accept": "application/json"})
+    result = response.get_json()["results"][0]
+    assert (result["status"], result["reason"]) == ("invalid", "CAMPAIGN_ENDED")
+    assert result["message"] == "This referral program has ended, so friends can't be invited to it."
+
+
+def test_an_archived_program_reads_as_ended_without_a_date(shopify: ShopifyActions, campaign: Campaign,
+                                                          advocate: Customer) -> None:
+    """Archived is over for good, not paused: 'This program has ended', with no empty date in the sentence."""
+    campaign.status = "archived"
+    db.session.commit()
+
+    assert shopify.proxy_get("widget.json", ADVOCATE_ID).get_json()["campaign"]["state"] == "ended"
+    html = shopify.proxy_get("widget", ADVOCATE_ID).get_data(as_text=True)
+    assert "This program has ended; orders placed now don't earn rewards." in html
+    assert "paused" not in html
