@@ -136,3 +136,19 @@ def full_refund(order: dict[str, t.Any], refund_id: int) -> dict[str, t.Any]:
             money["amount"] = total
     refund["refund_line_items"] = refund.get("refund_line_items", [])[:1]
     return refund
+
+
+@pytest.fixture
+def store(shopify: ShopifyActions, shop: t.Any) -> t.Any:
+    """Return the shop as Shopify drives it (:class:`~tests.contract.engine_story.Store`)."""
+    from tests.contract.engine_story import Store  # imported here: engine_story imports this module's helpers
+
+    return Store(shopify)
+
+
+@pytest.fixture
+def merchant(client: FlaskClient, shop: t.Any) -> t.Any:
+    """Return the merchant in the dashboard (:class:`~tests.contract.engine_story.Merchant`)."""
+    from tests.contract.engine_story import Merchant
+
+    return Merchant(client)

@@ -10,29 +10,16 @@ import typing as t
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from referral_plugin.extensions import db
 from tests.contract.conftest import Integrator
-from tests.contract.test_audit_engine_rewards import Merchant
-from tests.contract.test_audit_engine_rewards import Store
-from tests.contract.test_audit_engine_rewards import balance
-from tests.contract.test_audit_engine_rewards import default_token
-from tests.contract.test_audit_engine_rewards import order
-from tests.contract.test_audit_engine_rewards import reconcile
+from tests.contract.engine_story import Merchant
+from tests.contract.engine_story import Store
+from tests.contract.engine_story import balance
+from tests.contract.engine_story import default_token
+from tests.contract.engine_story import order
+from tests.contract.engine_story import reconcile
 from tests.shopify_actions import ShopifyActions
-
-
-@pytest.fixture
-def store(shopify: ShopifyActions, shop: t.Any) -> Store:
-    """Return the shop as Shopify drives it."""
-    return Store(shopify)
-
-
-@pytest.fixture
-def merchant(client: FlaskClient, shop: t.Any) -> Merchant:
-    """Return the merchant in the dashboard."""
-    return Merchant(client)
 
 
 def deliver_at_once(app: Flask, store: Store, orders: list[dict[str, t.Any]]) -> dict[int, int]:
@@ -105,8 +92,8 @@ def test_two_first_orders_of_one_friend_at_once_reward_once(app: Flask, store: S
 def test_reversal_racing_the_payment_still_takes_everything_back(topic: str, app: Flask, store: Store,
                                                                  merchant: Merchant, integrator: Integrator) -> None:
     """A cancellation or full refund and ``orders/paid`` of the same orders at the same moment: nothing is kept."""
-    from tests.contract.test_audit_engine_rewards import cancellation
-    from tests.contract.test_audit_engine_rewards import refund
+    from tests.contract.engine_story import cancellation
+    from tests.contract.engine_story import refund
 
     store.register(701, "racer@example.com")
     code = integrator.code_of("racer@example.com")

@@ -11,35 +11,22 @@ import typing as t
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from referral_plugin.extensions import db
 from referral_plugin.models import EntryType
 from tests.contract.conftest import Integrator
-from tests.contract.test_audit_engine_rewards import Merchant
-from tests.contract.test_audit_engine_rewards import Store
-from tests.contract.test_audit_engine_rewards import balance
-from tests.contract.test_audit_engine_rewards import cancellation
-from tests.contract.test_audit_engine_rewards import customer
-from tests.contract.test_audit_engine_rewards import default_token
-from tests.contract.test_audit_engine_rewards import ledger_rows
-from tests.contract.test_audit_engine_rewards import net_points
-from tests.contract.test_audit_engine_rewards import order
-from tests.contract.test_audit_engine_rewards import reconcile
-from tests.contract.test_audit_engine_rewards import refund
+from tests.contract.engine_story import Merchant
+from tests.contract.engine_story import Store
+from tests.contract.engine_story import balance
+from tests.contract.engine_story import cancellation
+from tests.contract.engine_story import customer
+from tests.contract.engine_story import default_token
+from tests.contract.engine_story import ledger_rows
+from tests.contract.engine_story import net_points
+from tests.contract.engine_story import order
+from tests.contract.engine_story import reconcile
+from tests.contract.engine_story import refund
 from tests.shopify_actions import ShopifyActions
-
-
-@pytest.fixture
-def store(shopify: ShopifyActions, shop: t.Any) -> Store:
-    """Return the shop as Shopify drives it."""
-    return Store(shopify)
-
-
-@pytest.fixture
-def merchant(client: FlaskClient, shop: t.Any) -> Merchant:
-    """Return the merchant in the dashboard."""
-    return Merchant(client)
 
 
 def _referred(store: Store, integrator: Integrator, advocate: int, friend: int, **kwargs: t.Any) -> dict[str, t.Any]:
