@@ -89,6 +89,8 @@ def machine(pg: PostgresServer | None) -> dict[str, str]:
         "Python": platform.python_version(),
         "SQLite": sqlite3.sqlite_version,
         "PostgreSQL": pg_version,
+        # tests/servers.py's throwaway cluster: no WAL flush waits (see the analysis).
+        "PostgreSQL settings": "fsync=off, synchronous_commit=off, full_page_writes=off, shared_buffers=256MB",
         "gunicorn": gunicorn.__version__,
         "SQLAlchemy": sqlalchemy.__version__,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -202,14 +204,23 @@ def _ingest_row(what: str, concurrency: int, figures: Row, load: str) -> Row:
 def _judge(row: Row, backend: str, concurrency: int, ratio: float) -> None:
     """Set the ratio and, for PostgreSQL at 200 in flight, the verdict against issue 6's target."""
     row["ratio"] = round(ratio, 2)
-    row["target"] = ""
-    if backend == "PostgreSQL" and concurrency == 200:
-        met = ratio >= 0.5 and row["p99_ms"] < 50
-        row["target"] = "≥ 0.5× baseline, p99 < 50 ms — " + ("met" if met else "not met")
+    row["target"] = ingest_verdict(ratio, row["p99_ms"]) if backend == "PostgreSQL" and concurrency == 200 else ""
+
+
+def ingest_verdict(ratio: float, p99_ms: float) -> str:
+    """Judge each half of issue 6's ingest target on its own: the throughput ratio, then the p99."""
+    throughput = "≥ 0.5× baseline — " + ("met" if ratio >= 0.5 else "not met")
+    latency = "p99 < 50 ms — " + ("met" if p99_ms < 50 else "not met")
+    return f"{throughput}; {latency}"
 
 
 def waiting_deliveries(url: str) -> tuple[int, int]:
-    """Return how many deliveries are still waiting for a worker (queued or failed) and how many are processed."""
+    """Return how many deliveries are still waiting for a worker and how many are processed.
+
+    Waiting: ``queued``, and ``failed`` with the body kept (a queued delivery whose job will run again). An inline
+    delivery that failed keeps no body: only Shopify's redelivery, which the load generator does not make, could
+    process it (its 500 is counted in the run's errors).
+    """
     from sqlalchemy import create_engine
     from sqlalchemy import text
 
@@ -217,7 +228,8 @@ def waiting_deliveries(url: str) -> tuple[int, int]:
     try:
         with engine.connect() as connection:
             rows = connection.execute(
-                text("SELECT status, count(*) FROM webhook_deliveries GROUP BY status")
+                text("SELECT status, count(*) FROM webhook_deliveries"
+                     " WHERE status <> 'failed' OR payload IS NOT NULL GROUP BY status")
             ).all()
     finally:
         engine.dispose()
@@ -523,56 +535,65 @@ ANALYSIS = [
     "- **Inline ingest (the default) does its work before answering.** One `orders/paid` delivery costs about "
     "9 ms of CPU in-process on SQLite and 12 ms on PostgreSQL (about 25 SQL statements; the rest is Python: ORM, "
     "attribution, qualification, the ledger), against 0.3 ms for the HMAC-only baseline, so the ratio stays near "
-    "0.04-0.05 whatever the database: 100-115 deliveries/s here against about 2,500-2,650 for the baseline.",
+    "0.04 whatever the database: 97-114 deliveries/s here against about 2,400-2,700 for the baseline.",
     "- **Queued ingest (`WEBHOOK_PROCESSING=queued`) answers after one insert.** The request verifies the HMAC, "
-    "reads the Shopify headers from the WSGI environ, checks the body is a JSON object (orjson when it can be sure, "
-    "else the full parse), runs one autocommitted `INSERT ... ON CONFLICT DO NOTHING RETURNING id` (compiled once "
-    "by SQLAlchemy, run on a driver cursor kept with the thread's connection), parks the job in the process's "
-    "batcher (one `LPUSH` per 20 ms of deliveries), logs its one request line and answers 200; a consumer runs the "
-    "same handler later. Under load on this machine (measured apart from this run: the same servers and load at 200 "
-    "in flight, sync workers, CPU time per process read from `/proc` before and after): 1.03-1.08 ms in the "
-    "gunicorn worker (baseline 0.52), 0.21-0.22 ms in the PostgreSQL backend, 0.01 ms in Redis and 0.40 ms in the "
-    "load generator (0.33): about 1.70 ms of the two cores per accepted delivery against 0.87 ms for the baseline.",
-    "- **The web tier alone accepts 0.46-0.48x of the baseline on PostgreSQL.** The `consumer after the load` rows "
-    "are what Shopify sees during a burst when the consumers run on other machines: 1,196-1,234 deliveries/s at "
-    "200 and 50 in flight (inline: 100-106), p99 222 ms at 200 and 46 ms at 50. Earlier runs: 0.34-0.36x (762-776/s) "
-    "before the batcher and the kept connection, 0.40-0.44x (907-973/s) last session; this session's run before "
-    "the last two changes measured 0.48-0.49x (1,198-1,264/s), so runs vary by about 0.03. What moved it this "
-    "session: the insert on the driver cursor (about 0.15 ms of worker CPU), one log line per request instead of "
-    "the app's line plus gunicorn's access line (about 0.1 ms), the body check with orjson, and neither the rate "
-    "limiter nor a second header read on non-API requests. Some of these made the baseline cheaper too (it is a "
-    "route of the same server: the limiter, the access log), which lowers the ratio while raising both rates. "
-    "0.5x needs the accepted path to cost at most twice a request that does nothing; what is left above it is the "
-    "database round trip (about 0.13 ms of the worker's CPU under load, twice what the same insert costs in a "
-    "tight loop: the request leaves the caches cold), the JSON check, the metrics and the job hand-off. Steps not "
+    "reads the Shopify headers from the WSGI environ, checks the body is a JSON object (simdjson validates it "
+    "without building Python objects; anything it is unsure of gets the full parse), runs one autocommitted "
+    "`INSERT ... ON CONFLICT DO NOTHING RETURNING id` (compiled once by SQLAlchemy, prepared once per kept "
+    "connection and run as one libpq call), parks the job in the process's batcher, logs its one request line and "
+    "answers 200. Every 50 ms the batcher sends what it holds as one Redis message that a consumer splits into one "
+    "job per delivery; a consumer then runs the same handler as inline ingest. Under load on this machine "
+    "(measured apart from this run: the same servers and load at 200 in flight, sync workers, CPU time per process "
+    "read from `/proc` before and after, three rounds): 0.88-0.93 ms in the gunicorn worker (baseline 0.52-0.56), "
+    "0.24 ms in the PostgreSQL backend, 0.01 ms in Redis and 0.37-0.38 ms in the load generator (0.32-0.34): about "
+    "1.52-1.58 ms of the two cores per accepted delivery against 0.87-0.90 ms for the baseline.",
+    "- **The web tier alone accepts 0.53-0.59x of the baseline on PostgreSQL: the 0.5x target is met.** The "
+    "`consumer after the load` rows are what Shopify sees during a burst when the consumers run on other machines: "
+    "1,265 deliveries/s at 200 in flight (p99 173 ms) and 1,406 at 50 (p99 42 ms), against 100 inline. Earlier "
+    "full runs: 0.34-0.36x before the batcher and the kept connection, 0.40-0.44x, then 0.46-0.48x in the last "
+    "session; the separate CPU measurement above put it at 0.51-0.56x over three rounds, so runs vary by a few "
+    "hundredths. What moved it this time, each measured in-process (CPU per accepted delivery): the batcher's "
+    "thread had degenerated under steady load into one Redis round trip per call or two (each arrived while the "
+    "previous trip waited for the GIL; 1,065 round trips for 3,000 jobs, about 80 us of CPU each): it now hands "
+    "over one batch per linger; the body check with simdjson instead of orjson (3.5 us against 24 for an order, "
+    "about 45 us less in a request); the insert as one libpq call instead of a psycopg cursor's execute (about "
+    "45 us); one Huey message per batch instead of one serialized task per delivery. What is left above the "
+    "baseline is mostly the insert itself: about 0.2 ms of the worker's CPU in a request (the libpq call, the "
+    "loopback send of a 12 kB body and the kernel's work on both sides) and 0.24 ms of the backend's. Steps not "
     "taken: an async server, or Redis as the durable store (which would trade away the database row that makes "
     "redelivery and exactly-once safe).",
-    "- **One machine for everything costs a third.** With the consumer running during the load (the `during` "
-    "rows), it and the PostgreSQL backends serving its ~25 statements per delivery take a core, and queued ingest "
-    "accepts 0.27-0.28x of the baseline (495-735 deliveries/s, 5-7x inline; last session 0.15-0.19x). End to end "
-    "one consumer process works off 57-62 deliveries/s on PostgreSQL and 89-97 on SQLite: it is bound to one core "
-    "by the GIL, so a burst of 3,000 takes about a minute to drain (the `drain s` column). Run consumers on their "
-    "own machines and add processes for the sustained order rate; the web tier keeps the accept rate of the "
-    "`after` rows.",
+    "- **The PostgreSQL cluster is a throwaway one** (`fsync=off`, `synchronous_commit=off`, "
+    "`full_page_writes=off`, `shared_buffers=256MB`, on loopback). On a durable server each autocommitted insert "
+    "also waits for its WAL flush: latency rather than CPU (concurrent commits share one flush), so the accept "
+    "rate needs more web workers in flight to stay where it is here, not more cores.",
+    "- **One machine for everything costs more than half.** With the consumer running during the load (the "
+    "`during` rows), it and the PostgreSQL backends serving its ~25 statements per delivery take a core, and "
+    "queued ingest accepts 0.21-0.23x of the baseline (426-546 deliveries/s, 4-5x inline; the last session's run "
+    "measured 0.27-0.28x, and two repeats of these rows alone after this run gave 494-894/s at 50 in flight and "
+    "529-535/s at 200: how the two cores are shared with the consumer decides it). End to end one consumer "
+    "process works off 56-61 deliveries/s on PostgreSQL and 84-90 on SQLite: it is bound to one core by the GIL, "
+    "so a burst of 3,000 takes about a minute to drain (the `drain s` column). Run consumers on their own "
+    "machines and add processes for the sustained order rate; the web tier keeps the accept rate of the `after` "
+    "rows.",
     "- **SQLite serializes writers**: while a consumer runs, its job transaction holds the only write lock for its "
     "~25 statements and the intake's insert waits for it, so queued ingest on SQLite accepts no more than inline "
-    "(89-90 deliveries/s); with the consumer after the burst it accepts 821-849/s (0.28-0.32x). PostgreSQL takes "
+    "(85-87 deliveries/s); with the consumer after the burst it accepts 809-853/s (0.32-0.34x). PostgreSQL takes "
     "writes from every worker at once.",
-    "- **p99 at 200 concurrent deliveries is bounded below by Little's law**: with a closed loop of 200 in flight, "
-    "mean latency is about 200 / throughput. A p99 under 50 ms at 200 in flight needs more than 4,000 "
-    "deliveries/s, about 1.6 times what this machine's two cores give even the baseline route, which does almost "
-    "nothing and is itself at 92-95 ms p99 here. At 50 in flight queued ingest answers with p99 46 ms. Shopify's "
-    "budget is 5 s per delivery.",
+    "- **p99 under 50 ms at 200 concurrent deliveries is not met, and cannot be on this machine**: with a closed "
+    "loop of 200 in flight, mean latency is 200 / throughput (Little's law), so a p99 under 50 ms needs more than "
+    "4,000 deliveries/s, about 1.6 times what this machine's two cores give even the baseline route, which does "
+    "almost nothing and is itself at 95-99 ms p99 at 200 here. At 200 in flight queued ingest answers with p50 "
+    "150 ms and p99 173 ms, close to that bound (200 / 1,265 = 158 ms); at 50 in flight its p99 is 42 ms. "
+    "Shopify's budget is 5 s per delivery.",
     "- **The ingest servers ran sync workers** (`--web-threads 1`, see the machine section): the recommended shape "
-    "for a tier that only takes webhooks (README, Running in production). Measured last session, gunicorn's "
-    "default of 4 threads per worker cost about 0.3 ms more worker CPU per accepted delivery (1.66 ms against "
-    "1.37) and 0.2 ms more per baseline request.",
+    "for a tier that only takes webhooks (README, Running in production). Measured in an earlier session, "
+    "gunicorn's default of 4 threads per worker cost about 0.3 ms more worker CPU per accepted delivery and "
+    "0.2 ms more per baseline request.",
     "- **Lookups and the widget are bounded by per-request overhead** (API-key check, session, a handful of "
     "indexed queries, JSON/HTML rendering); their cost does not grow with the number of referrals because every "
     "query goes through a `(shop_id, ...)` index. The summary's 365-day figure reads a roll-up of closed days "
     "that the `reports.warm_summaries` job keeps built; its cold first build is in the raw output below. Its "
-    "pending panel reads held points net of refunds from two partial indexes (hold rows, void rows): a first "
-    "version of that change this session looked up every held referral's rows and took the summary to 246-257 ms.",
+    "pending panel reads held points net of refunds from two partial indexes (hold rows, void rows).",
 ]
 
 
@@ -601,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     saved = output.with_name("results.json")
     if args.render:
         run = json.loads(saved.read_text())
+        for row in run["rows"]:  # judged again: the verdict's wording may have changed since the run
+            if str(row.get("target", "")).startswith("≥ 0.5×"):
+                row["target"] = ingest_verdict(row["ratio"], row["p99_ms"])
         write_results(output, run["info"], run["rows"], ANALYSIS, run["outputs"], run["seconds"], run["command"])
         print(f"rewrote {output} from {saved}")
         return 0

@@ -39,6 +39,7 @@ from referral_plugin.models import Side
 from referral_plugin.models import utcnow
 from referral_plugin.referrals import jobs_bridge
 from referral_plugin.referrals._db import insert_once
+from referral_plugin.referrals._db import lock_for_turns
 from referral_plugin.referrals.reasons import REVIEW_REASONS
 from referral_plugin.referrals.reasons import Reason
 
@@ -283,8 +284,7 @@ def lock_referral(referral_id: int | None) -> Referral | None:
     """Return the referral locked for update and freshly read (PostgreSQL), so its decisions take turns."""
     if referral_id is None:
         return None
-    return db.session.scalar(select(Referral).where(Referral.id == referral_id).with_for_update()
-                             .execution_options(populate_existing=True))
+    return lock_for_turns(Referral, referral_id, fresh=True)
 
 
 def record_adjustment(shop: Shop, customer: Customer, points: int, reason: str, actor: str) -> LedgerEntry:

@@ -23,6 +23,7 @@ from referral_plugin.models import Shop
 from referral_plugin.models import utcnow
 from referral_plugin.referrals import ledger
 from referral_plugin.referrals._db import insert_once
+from referral_plugin.referrals._db import lock_for_turns
 from referral_plugin.referrals.attribution import Attribution
 from referral_plugin.referrals.attribution import Source
 from referral_plugin.referrals.attribution import attribute_order
@@ -130,7 +131,7 @@ def process_paid_order(shop: Shop, order: Mapping[str, t.Any]) -> OrderAttributi
     )
     # One advocate's orders are decided one at a time: the cap and the velocity rule count the advocate's
     # decided referrals, and on PostgreSQL two overlapping transactions would both count before either wrote.
-    db.session.execute(select(Customer.id).where(Customer.id == advocate.id).with_for_update())
+    lock_for_turns(Customer, advocate.id)
     decision = qualify(shop, campaign, advocate, friend, facts, order, referral=referral, code=code, now=now)
     if decision.reason == Reason.ALREADY_REFERRED:
         referral = None  # the friend's referral belongs to someone else: leave it alone

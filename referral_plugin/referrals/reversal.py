@@ -32,6 +32,7 @@ from referral_plugin.referrals import jobs_bridge
 from referral_plugin.referrals import ledger
 from referral_plugin.referrals._db import exists_or_waits
 from referral_plugin.referrals._db import insert_once
+from referral_plugin.referrals._db import lock_for_turns
 from referral_plugin.referrals.attribution import attribute_order
 from referral_plugin.referrals.customers import get_customer
 from referral_plugin.referrals.customers import money
@@ -297,7 +298,7 @@ def _lock_referral(referral_id: int | None) -> Referral | None:
     """Return the referral locked for update (PostgreSQL), so concurrent refunds of one order take turns."""
     if referral_id is None:
         return None
-    return db.session.scalar(select(Referral).where(Referral.id == referral_id).with_for_update())
+    return lock_for_turns(Referral, referral_id)
 
 
 def _anything_reversed(shop: Shop, order_id: int) -> bool:
