@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 import typing as t
 from collections.abc import Iterator
@@ -88,6 +89,15 @@ def mocked_responses() -> Iterator[responses_lib.RequestsMock]:
     """Play Shopify's HTTP side; every registered call must fire."""
     with responses_lib.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield rsps
+
+
+def run_at_once(target: t.Callable[..., None], calls: t.Iterable[tuple[t.Any, ...]], timeout: float = 120.0) -> None:
+    """Run ``target(*args)`` for each ``args`` in ``calls``, each in a thread of its own, all at once; wait for all."""
+    threads = [threading.Thread(target=target, args=args) for args in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
 
 
 def wait_until(condition: t.Callable[[], bool], timeout: float = 15.0) -> bool:

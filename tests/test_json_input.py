@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from hypothesis import given
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 from referral_plugin.json_input import loads_cleaned
 from referral_plugin.json_input import surely_object
+from tests.conftest import run_at_once
 
 ODD_BODIES = [
     b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e400}', b'{"a": "\\ud800"}', b'{"a": "\\u0000"}',
@@ -86,9 +86,5 @@ def test_quick_check_answers_right_from_many_threads_at_once() -> None:
                 if surely_object(body) is not expected:
                     wrong.append(body)
 
-    threads = [threading.Thread(target=check) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(check, [()] * 4)
     assert wrong == []

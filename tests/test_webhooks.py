@@ -23,6 +23,7 @@ from referral_plugin.security.signatures import verify_webhook
 from referral_plugin.webhooks import registry
 from referral_plugin.webhooks.intake import parse_triggered_at
 from referral_plugin.webhooks.registry import Delivery
+from tests.conftest import run_at_once
 from tests.shopify_actions import SHOP
 from tests.shopify_actions import ShopifyActions
 from tests.shopify_actions import raw_payload
@@ -421,11 +422,7 @@ def _post_concurrently(app: Flask, bodies_and_headers: list[tuple[bytes, dict[st
         response = client.post("/webhooks", data=body, headers=headers)
         results[index] = (response.status_code, response.get_json())
 
-    threads = [threading.Thread(target=post, args=(i, b, h)) for i, (b, h) in enumerate(bodies_and_headers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    run_at_once(post, [(i, b, h) for i, (b, h) in enumerate(bodies_and_headers)])
     return results
 
 

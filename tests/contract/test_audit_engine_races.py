@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 
 from referral_plugin.extensions import db
+from tests.conftest import run_at_once
 from tests.contract.conftest import Integrator
 from tests.contract.engine_story import Merchant
 from tests.contract.engine_story import Store
@@ -33,11 +34,7 @@ def deliver_at_once(app: Flask, store: Store, orders: list[dict[str, t.Any]]) ->
         barrier.wait()
         statuses[n] = shopify.post_webhook("orders/paid", orders[n], webhook_id=f"race-{n}").status_code
 
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(len(orders))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(deliver, [(n,) for n in range(len(orders))])
     for n, status in sorted(statuses.items()):
         if status != 200:
             store.pay(orders[n], webhook_id=f"race-{n}")
@@ -110,11 +107,7 @@ def test_reversal_racing_the_payment_still_takes_everything_back(topic: str, app
         barrier.wait()
         statuses[n] = shopify.post_webhook(topic, payload, webhook_id=f"both-{n}").status_code
 
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(len(deliveries))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(deliver, [(n,) for n in range(len(deliveries))])
     for n, status in sorted(statuses.items()):
         if status != 200:
             store.send(deliveries[n][0], deliveries[n][1], webhook_id=f"both-{n}")

@@ -14,6 +14,7 @@ from flask import Flask
 
 from referral_plugin.extensions import db
 from referral_plugin.models import EntryType
+from tests.conftest import run_at_once
 from tests.contract.conftest import Integrator
 from tests.contract.engine_story import Merchant
 from tests.contract.engine_story import Store
@@ -122,11 +123,7 @@ def test_twenty_concurrent_deliveries_of_one_order_grant_once(app: Flask, store:
         barrier.wait()
         statuses[n] = shopify.post_webhook("orders/paid", paid, webhook_id=f"concurrent-{n}").status_code
 
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(deliver, [(n,) for n in range(20)])
     assert len(statuses) == 20
     for n, status in sorted(statuses.items()):
         if status != 200:  # Shopify's retry of that delivery
@@ -154,11 +151,7 @@ def test_concurrent_partial_refunds_reverse_their_sum(app: Flask, store: Store, 
         barrier.wait()
         statuses[n] = shopify.post_webhook("refunds/create", refunds[n], webhook_id=f"refund-{n}").status_code
 
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(deliver, [(n,) for n in range(4)])
     for n, status in sorted(statuses.items()):
         if status != 200:
             store.send("refunds/create", refunds[n], webhook_id=f"refund-{n}")

@@ -17,6 +17,7 @@ from referral_plugin.models import Campaign
 from referral_plugin.models import Shop
 from referral_plugin.referrals import campaigns
 from referral_plugin.referrals.campaigns import TOKEN_ALPHABET
+from tests.conftest import run_at_once
 
 
 def test_default_campaign_is_the_contracts_and_created_once(shop: Shop) -> None:
@@ -51,11 +52,7 @@ def test_default_campaign_is_created_once_under_concurrency(app: Flask, shop: Sh
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(run, [()] * 8)
     assert errors == []
     db.session.expire_all()
     assert db.session.query(Campaign).filter_by(shop_id=shop_id, is_default=True).count() == 1

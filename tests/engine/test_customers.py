@@ -12,6 +12,7 @@ from referral_plugin.extensions import db
 from referral_plugin.models import Customer
 from referral_plugin.models import Shop
 from referral_plugin.referrals import customers
+from tests.conftest import run_at_once
 
 
 def test_normalize_email_checks_syntax_and_lowercases() -> None:
@@ -74,10 +75,6 @@ def test_concurrent_upserts_of_one_customer_make_one_row(app: Flask, shop: Shop)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(run, [()] * 6)
     assert errors == []
     assert db.session.query(Customer).filter_by(shop_id=shop_id, shopify_customer_id=777).count() == 1

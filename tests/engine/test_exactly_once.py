@@ -11,6 +11,7 @@ from referral_plugin.models import EntryType
 from referral_plugin.models import LedgerEntry
 from referral_plugin.models import OrderAttribution
 from referral_plugin.models import PaidOrder
+from tests.conftest import run_at_once
 from tests.engine.conftest import Store
 from tests.engine.conftest import order_payload
 from tests.shopify_actions import ShopifyActions
@@ -61,11 +62,7 @@ def test_eight_concurrent_deliveries_grant_once(app: Flask, store: Store) -> Non
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(deliver, [(n,) for n in range(8)])
     assert errors == []
     assert statuses == [200] * 8
     assert _grants() == [("advocate", 100), ("friend", 50)]

@@ -17,6 +17,7 @@ from referral_plugin.models import Shop
 from referral_plugin.referrals._db import lock_for_turns
 from referral_plugin.referrals.campaigns import ensure_default_campaign
 from referral_plugin.referrals.customers import upsert_customer
+from tests.conftest import run_at_once
 
 
 @pytest.fixture(autouse=True)
@@ -53,11 +54,7 @@ def test_two_orders_of_one_advocates_friends_take_turns_without_a_deadlock(app: 
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=decide, args=(friend_id,)) for friend_id in friend_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    run_at_once(decide, [(friend_id,) for friend_id in friend_ids])
     assert errors == []
     db.session.rollback()
     stored = db.session.scalars(db.select(Referral.friend_id).where(Referral.advocate_id == advocate_id)).all()

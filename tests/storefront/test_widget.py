@@ -27,6 +27,7 @@ from referral_plugin.referrals.customers import upsert_customer
 from referral_plugin.referrals.ledger import grant_referral_rewards
 from referral_plugin.storefront.safety import liquid_escape
 from referral_plugin.storefront.safety import neutralize_liquid
+from tests.conftest import run_at_once
 from tests.shopify_actions import ShopifyActions
 from tests.shopify_actions import proxy_signature
 from tests.storefront.conftest import ADVOCATE_ID
@@ -240,7 +241,6 @@ def test_demo_mode_serves_plain_html(app: Flask, shopify: ShopifyActions, advoca
 
 def test_concurrent_first_visits_share_one_customer_and_code(app: Flask, shop: Shop, campaign: Campaign) -> None:
     """Eight first visits at once (file SQLite, threads) create one customer and one code, and all see it."""
-    import threading
 
     codes: list[str] = []
     errors: list[BaseException] = []
@@ -253,11 +253,7 @@ def test_concurrent_first_visits_share_one_customer_and_code(app: Flask, shop: S
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=visit) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(visit, [()] * 8)
     assert errors == []
     assert len(codes) == 8 and len(set(codes)) == 1
     assert db.session.scalar(db.select(db.func.count(Customer.id))) == 1
