@@ -20,7 +20,7 @@ from tests.contract.conftest import Integrator
 from tests.contract.conftest import order_payload
 from tests.contract.conftest import register
 from tests.contract.test_contract_dashboard_campaign import _fake_shopify
-from tests.contract.test_contract_dashboard_campaign import _form_with
+from tests.contract.test_contract_dashboard_campaign import make_advocate_reward_a_discount
 from tests.shopify_actions import API_KEY
 from tests.shopify_actions import API_SECRET
 from tests.shopify_actions import SHOP
@@ -50,20 +50,6 @@ def _install(client: FlaskClient, http: responses_lib.RequestsMock, grant: dict[
     http.remove(responses_lib.POST, TOKEN_URL)
 
 
-def _advocate_reward_is_a_discount(client: FlaskClient, integrator: Integrator) -> None:
-    token = next(c["token"] for c in integrator.get("/api/v1/campaigns").get_json()["data"] if c["isDefault"])
-    page = client.get(f"/admin/campaigns/{token}", query_string={"id_token": session_token(SHOP)})
-    form = _form_with(page.get_data(as_text=True), "advocate")
-    fields = dict(form["fields"])
-    kind = next(name for name in fields if "advocate" in name and "kind" in name)
-    value = next(name for name in fields if "advocate" in name and "value" in name)
-    fields[kind], fields[value] = "fixed_amount", "10"
-    action = form["action"] or f"/admin/campaigns/{token}"
-    saved = client.post(action, data=fields,
-                        query_string=None if "id_token" in action else {"id_token": session_token(SHOP)})
-    assert saved.status_code in (200, 302, 303)
-
-
 def _graphql_calls(http: responses_lib.RequestsMock) -> list[t.Any]:
     return [call for call in http.calls if call.request.url.endswith("/graphql.json")]
 
@@ -80,7 +66,7 @@ def test_expiring_token_is_refreshed_before_the_discount_is_issued(
     register(shopify, 7301, "adv@example.com")
     register(shopify, 7302, "fr@example.com")
     code = integrator.code_of("adv@example.com")
-    _advocate_reward_is_a_discount(client, integrator)
+    make_advocate_reward_a_discount(client, integrator)
     http.add(responses_lib.POST, TOKEN_URL, json={"access_token": "shpat_fresh", "scope": SCOPES,
                                                   "expires_in": 3600, "refresh_token": "shprt_second",
                                                   "refresh_token_expires_in": 7776000})
@@ -110,7 +96,7 @@ def test_late_paid_order_after_uninstall_is_acknowledged_without_calling_shopify
     register(shopify, 7311, "adv2@example.com")
     register(shopify, 7312, "fr2@example.com")
     code = integrator.code_of("adv2@example.com")
-    _advocate_reward_is_a_discount(client, integrator)
+    make_advocate_reward_a_discount(client, integrator)
     assert shopify.post_webhook("app/uninstalled", load_payload("app_uninstalled")).status_code == 200
     paid = shopify.post_webhook("orders/paid", order_payload(7391, 7312, "fr2@example.com", code=code))
     assert paid.status_code == 200, paid.get_data(as_text=True)
@@ -128,7 +114,7 @@ def test_revoked_token_is_replaced_by_the_next_embedded_load(
     register(shopify, 7321, "adv3@example.com")
     register(shopify, 7322, "fr3@example.com")
     code = integrator.code_of("adv3@example.com")
-    _advocate_reward_is_a_discount(client, integrator)
+    make_advocate_reward_a_discount(client, integrator)
     url = f"https://{SHOP}/admin/api/{app.config['SHOPIFY_API_VERSION']}/graphql.json"
     http.add(responses_lib.POST, url, status=401, json={"errors": "[API] Invalid API key or access token"})
     paid = shopify.post_webhook("orders/paid", order_payload(7392, 7322, "fr3@example.com", code=code))

@@ -101,6 +101,21 @@ def _fake_shopify(request: t.Any) -> tuple[int, dict[str, str], str]:
     return 200, {}, json.dumps({"data": payload})
 
 
+def make_advocate_reward_a_discount(client: FlaskClient, integrator: Integrator) -> None:
+    """As the merchant, set the default campaign's advocate reward to a 10.00 fixed-amount discount code."""
+    token = next(c["token"] for c in integrator.get("/api/v1/campaigns").get_json()["data"] if c["isDefault"])
+    page = client.get(f"/admin/campaigns/{token}", query_string={"id_token": session_token(SHOP)})
+    form = _form_with(page.get_data(as_text=True), "advocate")
+    fields = dict(form["fields"])
+    kind = next(name for name in fields if "advocate" in name and "kind" in name)
+    value = next(name for name in fields if "advocate" in name and "value" in name)
+    fields[kind], fields[value] = "fixed_amount", "10"
+    action = form["action"] or f"/admin/campaigns/{token}"
+    saved = client.post(action, data=fields,
+                        query_string=None if "id_token" in action else {"id_token": session_token(SHOP)})
+    assert saved.status_code in (200, 302, 303)
+
+
 def test_merchant_switches_advocate_to_discount_code(app: t.Any, client: FlaskClient, shopify: ShopifyActions,
                                                      integrator: Integrator,
                                                      mocked_responses: responses_lib.RequestsMock) -> None:
@@ -110,17 +125,7 @@ def test_merchant_switches_advocate_to_discount_code(app: t.Any, client: FlaskCl
     register(shopify, 4901, "adv@example.com")
     register(shopify, 4902, "fr@example.com")
     code = integrator.code_of("adv@example.com")
-    token = next(c["token"] for c in integrator.get("/api/v1/campaigns").get_json()["data"] if c["isDefault"])
-    page = client.get(f"/admin/campaigns/{token}", query_string={"id_token": session_token(SHOP)})
-    form = _form_with(page.get_data(as_text=True), "advocate")
-    fields = dict(form["fields"])
-    kind = next(name for name in fields if "advocate" in name and "kind" in name)
-    value = next(name for name in fields if "advocate" in name and "value" in name)
-    fields[kind], fields[value] = "fixed_amount", "10"
-    action = form["action"] or f"/admin/campaigns/{token}"
-    response = client.post(action, data=fields, query_string={"id_token": session_token(SHOP)}
-                           if "id_token" not in action else None)
-    assert response.status_code in (200, 302, 303)
+    make_advocate_reward_a_discount(client, integrator)
     campaign = next(c for c in integrator.get("/api/v1/campaigns").get_json()["data"] if c["isDefault"])
     assert campaign["advocateReward"] == {"kind": "fixed_amount", "value": 10}
     paid = shopify.post_webhook("orders/paid", order_payload(4990, 4902, "fr@example.com", code=code))
