@@ -6,6 +6,7 @@ then gets a clean schema there instead of a SQLite file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
@@ -54,16 +55,24 @@ def app_config(tmp_path: t.Any) -> dict[str, t.Any]:
     }
 
 
-@pytest.fixture
-def app(app_config: dict[str, t.Any]) -> Iterator[Flask]:
-    """Build the app on a fresh schema and push its context for the test."""
-    app = create_app(app_config)
+@contextlib.contextmanager
+def app_with_tables(config: dict[str, t.Any]) -> Iterator[Flask]:
+    """Build an app from ``config`` on a fresh schema with its context pushed; drop the tables and close its
+    connections afterwards (a pooled connection left open would be collected later, inside another test)."""
+    app = create_app(config)
     with app.app_context():
         db.create_all()
         yield app
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_config: dict[str, t.Any]) -> Iterator[Flask]:
+    """Build the app on a fresh schema and push its context for the test."""
+    with app_with_tables(app_config) as app:
+        yield app
 
 
 @pytest.fixture

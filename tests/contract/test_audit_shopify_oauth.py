@@ -12,9 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from referral_plugin import create_app
 from referral_plugin.extensions import db
 from referral_plugin.models import Shop
+from tests.conftest import app_with_tables
 from tests.shopify_actions import SHOP
 from tests.shopify_actions import signed_admin_query
 
@@ -27,13 +27,8 @@ ANY_AGE = 10**10
 @pytest.fixture
 def vector_app(app_config: dict[str, t.Any]) -> t.Iterator[Flask]:
     """Build an app whose freshness window admits the published vectors' old timestamps."""
-    app = create_app({**app_config, "HMAC_TIMESTAMP_TOLERANCE": ANY_AGE})
-    with app.app_context():
-        db.create_all()
+    with app_with_tables({**app_config, "HMAC_TIMESTAMP_TOLERANCE": ANY_AGE}) as app:
         yield app
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
 
 
 @pytest.mark.parametrize(("secret", "query", "status"), [

@@ -24,6 +24,7 @@ from referral_plugin.models import RewardKind
 from referral_plugin.models import Shop
 from referral_plugin.models import Side
 from referral_plugin.webhooks import registry
+from tests.conftest import app_with_tables
 from tests.shopify_actions import ShopifyActions
 from tests.shopify_actions import load_payload
 
@@ -131,13 +132,8 @@ def test_committed_ledger_rows_are_counted_and_rolled_back_ones_are_not(app: Fla
 @pytest.fixture
 def json_app(app_config: dict[str, t.Any]) -> Iterator[Flask]:
     """Return an app that logs JSON, with its tables; its connections are closed afterwards."""
-    app = create_app({**app_config, "LOG_FORMAT": "json"})
-    with app.app_context():
-        db.create_all()
+    with app_with_tables({**app_config, "LOG_FORMAT": "json"}) as app:
         yield app
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
 
 
 def _json_log_lines(app: Flask) -> io.StringIO:
