@@ -45,6 +45,25 @@ def serve(wsgi: t.Any, app: Flask, *, port: int, threaded: bool) -> Iterator[Non
             db.engine.dispose()
 
 
+def installed_shop_app(database: Path, base: str) -> Flask:
+    """Return an app with real (test) Shopify credentials served at ``base``, on a fresh SQLite ``database``
+    holding one installed shop: the embedded admin as a merchant opens it, not the demo."""
+    from referral_plugin import create_app
+    from tests.conftest import make_shop
+    from tests.shopify_actions import API_KEY
+    from tests.shopify_actions import API_SECRET
+
+    app = create_app({
+        "TESTING": True, "SECRET_KEY": "browser-secret", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
+        "APP_URL": base, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+        "HUEY_IMMEDIATE": True, "RATELIMIT_STORAGE_URI": "memory://",
+    })
+    with app.app_context():
+        db.create_all()
+        make_shop()
+    return app
+
+
 def shot(page: t.Any, name: str) -> None:
     """Save a full-page screenshot to ``tests/artifacts/``."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

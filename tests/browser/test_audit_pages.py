@@ -20,6 +20,7 @@ from referral_plugin.extensions import db
 from referral_plugin.models import Shop
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.conftest import free_port
+from tests.browser.conftest import installed_shop_app
 from tests.browser.conftest import serve
 from tests.browser.conftest import shot
 
@@ -139,21 +140,11 @@ def test_widget_invitations_read_right(demo: tuple[str, Flask], browser: t.Any, 
 @pytest.mark.parametrize("width", [1280, PHONE])
 def test_a_fresh_shop_shows_empty_states(tmp_path: Path, browser: t.Any, width: int) -> None:
     """Right after install, every tab renders its empty state with zeros, no 'nan' or 'None', and fits the window."""
-    from tests.conftest import make_shop
-    from tests.shopify_actions import API_KEY
-    from tests.shopify_actions import API_SECRET
     from tests.shopify_actions import session_token
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    app = create_app({
-        "TESTING": True, "SECRET_KEY": "browser-secret", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
-        "APP_URL": base, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'fresh.sqlite'}",
-        "HUEY_IMMEDIATE": True, "RATELIMIT_STORAGE_URI": "memory://",
-    })
-    with app.app_context():
-        db.create_all()
-        make_shop()
+    app = installed_shop_app(tmp_path / "fresh.sqlite", base)
     with serve(app, app, port=port, threaded=True):
         page, errors = _page(browser, width)
         page.route("https://cdn.shopify.com/**", lambda route: route.abort())

@@ -22,6 +22,7 @@ from referral_plugin.models import Campaign
 from referral_plugin.models import Referral
 from referral_plugin.models import ReferralStatus
 from tests.browser.conftest import free_port
+from tests.browser.conftest import installed_shop_app
 from tests.browser.conftest import serve
 from tests.browser.conftest import shot
 
@@ -152,21 +153,12 @@ def test_approve_a_held_referral(demo: tuple[str, Flask], browser: t.Any) -> Non
 
 def test_works_without_app_bridge(tmp_path: Path, browser: t.Any) -> None:
     """With real credentials but Shopify's CDN unreachable, the page still renders and its links work."""
-    from tests.conftest import make_shop
     from tests.shopify_actions import API_KEY
-    from tests.shopify_actions import API_SECRET
     from tests.shopify_actions import session_token
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    app = create_app({
-        "TESTING": True, "SECRET_KEY": "browser-secret", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
-        "APP_URL": base, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'embedded.sqlite'}",
-        "HUEY_IMMEDIATE": True, "RATELIMIT_STORAGE_URI": "memory://",
-    })
-    with app.app_context():
-        db.create_all()
-        make_shop()
+    app = installed_shop_app(tmp_path / "embedded.sqlite", base)
     with serve(app, app, port=port, threaded=True):
         page, errors, _ = _page(browser, base)
         blocked: list[str] = []
