@@ -315,3 +315,27 @@ def test_section_block_loads_the_widget_without_layout_shift(storefront: tuple[S
     cls = page.evaluate("window.__cls")
     assert cls < 0.1, cls
     context.close()
+
+
+def test_an_ended_program_shows_its_end_and_no_invite_form(storefront: tuple[Storefront, Flask],
+                                                          browser: t.Any) -> None:
+    """After the campaign's end the widget says so and keeps the shopper's progress and pending rewards, but offers
+    no link to share and no form for inviting friends into a program that can no longer reward them."""
+    front, app = storefront
+    with app.app_context():
+        campaign = db.session.scalars(db.select(Campaign)).one()
+        campaign.ends_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        db.session.commit()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{front.url}/apps/referrals/widget")
+    page.wait_for_selector("[data-rp-widget][data-rp-ready]")
+    assert page.get_by_text("This program ended").is_visible()
+    assert page.locator("form[data-rp-invite]").count() == 0
+    assert page.get_by_role("heading", name="Your referrals").is_visible()
+    assert page.locator("#rp-link").count() == 0 and page.get_by_role("button", name="Copy link").count() == 0
+    assert page.get_by_text("Pending rewards").is_visible()
+    shot(page, "widget-ended-desktop.png")
+    assert errors == []
+    page.close()

@@ -57,7 +57,8 @@ def test_a_paused_program_keeps_its_words(shopify: ShopifyActions, campaign: Cam
 
 def test_an_ended_program_offers_no_invitations(shopify: ShopifyActions, campaign: Campaign,
                                                 advocate: Customer) -> None:
-    """Over is over: no invite form to fill in, and a post that still comes (an old page) is refused in plain words."""
+    """Over is over: no link to share, no invite form to fill in, and a post that still comes (an old page) is
+    refused in plain words."""
     token = shopify.proxy_get("widget.json", ADVOCATE_ID).get_json()["invite"]["token"]
     campaign.ends_at = NOW - dt.timedelta(hours=1)
     db.session.commit()
@@ -66,6 +67,7 @@ def test_an_ended_program_offers_no_invitations(shopify: ShopifyActions, campaig
     html = shopify.proxy_get("widget", ADVOCATE_ID).get_data(as_text=True)
     assert data["campaign"]["state"] == "ended"
     assert "data-rp-invite" not in html and "Send invitations" not in html
+    assert data["inviteLink"] not in html and "Copy link" not in html
 
     response = shopify.proxy_post("invitations", ADVOCATE_ID, json={"token": token, "friends": ["pat@example.com"]},
                                   headers={"Accept": "application/json"})
