@@ -37,6 +37,7 @@ from referral_plugin.json_input import surely_object
 from referral_plugin.models import Shop
 from referral_plugin.models import WebhookDelivery
 from referral_plugin.models import utcnow
+from referral_plugin.referrals.customers import parse_datetime
 from referral_plugin.security.shop_domain import names_another_shop
 from referral_plugin.security.shop_domain import require_shop_domain
 from referral_plugin.security.signatures import verify_webhook
@@ -101,16 +102,11 @@ def shopify_headers(environ: Mapping[str, t.Any]) -> ShopifyHeaders:
 
 
 def parse_triggered_at(raw: str | None) -> dt.datetime | None:
-    """Parse ``X-Shopify-Triggered-At`` (ISO 8601, usually with ``Z``) to aware UTC; None when unreadable."""
-    if not raw:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.astimezone(dt.UTC)
-    except (ValueError, OverflowError):  # OverflowError: its UTC form is before year 1 or after 9999
-        return None
+    """Parse ``X-Shopify-Triggered-At`` (ISO 8601, usually with ``Z``) to aware UTC; None when unreadable.
+
+    Read as the payloads' own timestamps are (:func:`~referral_plugin.referrals.customers.parse_datetime`).
+    """
+    return parse_datetime(raw.strip()) if raw else None
 
 
 def _delivery_from(found: ShopifyHeaders, body: bytes) -> Delivery:
